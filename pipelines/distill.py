@@ -1,0 +1,65 @@
+"""distill: train the student by Hinton KD from the teacher, and the same student from scratch.
+
+Both students share architecture, initial weights and budget (epochs, batch size, lr,
+patience), so the only difference is the teacher's soft targets. Each one's energy is
+measured as its own CodeCarbon task.
+"""
+
+from __future__ import annotations
+
+from greenpipe import artifacts
+from greenpipe.backends import get_backend
+from greenpipe.entry import load, main_of, stage_parser
+from greenpipe.errors import GreenpipeError
+from greenpipe.tracking.stage import stage_run
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = stage_parser("distill", __doc__)
+    p.add_argument("--data", default="data/dataset.npz")
+    p.add_argument("--teacher", default="models/torch/teacher.safetensors")
+    p.add_argument("--student-kd", default="models/torch/student_kd.safetensors")
+    p.add_argument("--student-scratch", default="models/torch/student_scratch.safetensors")
+    p.add_argument("--plots-kd", default="plots/distill_kd.csv")
+    p.add_argument("--plots-scratch", default="plots/distill_scratch.csv")
+    args = p.parse_args(argv)
+    params = load(args)
+    cfg = params.distill
+    backend = get_backend(params.train.backend)
+    with stage_run("distill", params, args.metrics) as run:
+        data = artifacts.load_dataset(args.data)
+        teacher = backend.load(args.teacher)
+        shape, n_classes = data["train"][0].shape[1:], teacher.meta["n_classes"]
+        t_params = backend.count_params(teacher)
+        results = {}
+        for name, path, plots in (("student_kd", args.student_kd, args.plots_kd),
+                                  ("student_scratch", args.student_scratch, args.plots_scratch)):
+            backend.seed_everything(params.seed)  # same init for both students
+            student = backend.build(cfg.model, shape, n_classes)
+            s_params = backend.count_params(student)
+            if t_params / s_params < cfg.min_param_ratio:
+                raise GreenpipeError(
+                    f"student has {s_params} params, teacher {t_params}: ratio "
+                    f"{t_params / s_params:.1f} < distill.min_param_ratio {cfg.min_param_ratio}; "
+                    "shrink distill.model or grow train.model")
+            with run.meter.task(name) as energy:
+                if name == "student_kd":
+                    hist = backend.distill(student, teacher, data, cfg, desc=f"{name} [{backend.name}]")
+                else:
+                    hist = backend.fit(student, data, cfg, desc=f"{name} [{backend.name}]")
+            size = artifacts.save_model(backend, student, path)
+            artifacts.write_curves(plots, hist.epochs)
+            reading = energy.get("reading")
+            results[name] = {
+                "params": s_params, "size_bytes": size, "epochs_run": len(hist.epochs),
+                "best_epoch": hist.best_epoch, "val_loss": hist.best["val_loss"],
+                "val_acc": hist.best["val_acc"],
+                "energy_kwh": reading.energy_kwh if reading else None,
+                "duration_s": reading.duration_s if reading else None,
+            }
+        run.log_metrics({**results, "teacher_params": t_params,
+                         "param_ratio": t_params / results["student_kd"]["params"]})
+
+
+if __name__ == "__main__":
+    main_of(main)

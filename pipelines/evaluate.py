@@ -1,0 +1,62 @@
+"""evaluate: accuracy, macro-F1, size, latency, throughput and energy per 1,000 inferences
+of every model on the test split, all through the same code path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from greenpipe import artifacts
+from greenpipe.backends import get_backend
+from greenpipe.entry import load, main_of, stage_parser
+from greenpipe.evaluate.quality import quality
+from greenpipe.evaluate.speed import energy_per_1k, latency_ms, throughput
+from greenpipe.tracking.stage import stage_run
+
+
+def _model_arg(text: str) -> tuple[str, str]:
+    name, _, path = text.partition("=")
+    if not name or not path:
+        raise SystemExit(f"--model expects NAME=PATH, got {text!r}")
+    return name, path
+
+
+def evaluate_one(backend, model, x, y, cfg, task, name: str) -> dict:
+    def predict(xb):
+        return backend.predict(model, xb, batch_size=max(len(xb), 1))
+
+    logits = backend.predict(model, x)
+    out = quality(logits, y)
+    out.update(latency_ms(predict, x, cfg.warmup, cfg.latency_runs))
+    out["throughput_sps"] = throughput(predict, x, cfg.throughput_batch_size, 4 * len(x))
+    out.update(energy_per_1k(predict, x, cfg.throughput_batch_size, cfg.energy_inferences,
+                             task, f"infer_{name}"))
+    out["params"] = backend.count_params(model)
+    return out, logits
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = stage_parser("evaluate", __doc__)
+    p.add_argument("--data", default="data/dataset.npz")
+    p.add_argument("--model", action="append", type=_model_arg, required=True,
+                   help="NAME=PATH, once per model")
+    p.add_argument("--confusion", default="plots/confusion.csv")
+    args = p.parse_args(argv)
+    params = load(args)
+    backend = get_backend(params.train.backend)
+    with stage_run("evaluate", params, args.metrics) as run:
+        data = artifacts.load_dataset(args.data)
+        x, y = data["test"]
+        results, rows = {}, ["model,actual,predicted"]
+        for name, path in args.model:
+            model = backend.load(path)
+            res, logits = evaluate_one(backend, model, x, y, params.evaluate, run.meter.task, name)
+            res["size_bytes"] = Path(path).stat().st_size
+            res["backend"] = backend.name
+            results[name] = res
+            rows += [f"{name},{a},{b}" for a, b in zip(y, logits.argmax(1), strict=True)]
+        artifacts.write_text(args.confusion, "\n".join(rows) + "\n")
+        run.log_metrics({"models": results, "test_samples": len(y)})
+
+
+if __name__ == "__main__":
+    main_of(main)

@@ -1,0 +1,54 @@
+"""report: Markdown and HTML report with every model and every stage's energy, plus a PNG plot
+of accuracy against energy; all logged to MLflow as artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from greenpipe import artifacts
+from greenpipe.entry import load, main_of, stage_parser
+from greenpipe.report.plot import accuracy_energy_png
+from greenpipe.report.render import html_page, markdown
+from greenpipe.report.tables import model_rows, stage_rows
+from greenpipe.tracking.stage import stage_run
+
+
+def notes_for(stages: list[dict]) -> list[str]:
+    sources = sorted({r["source"] for r in stages if r["source"]})
+    notes = [f"Energy source: {s}." for s in sources]
+    notes.append("'measured' = read from a hardware energy counter (RAPL, NVML); 'estimated' = "
+                 "CodeCarbon's power model (CPU TDP x load, RAM size). Figures are as reported, "
+                 "not smoothed.")
+    notes.append("kWh to obtain = own training energy, plus the teacher's for distilled "
+                 "students, plus quantization for int8 models. The report stage's own energy "
+                 "is in metrics/report.json, not in this table.")
+    return notes
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = stage_parser("report", __doc__)
+    p.add_argument("--stage-metrics", action="append", required=True,
+                   help="metrics JSON of a stage (repeat)")
+    p.add_argument("--out-dir", default="reports")
+    args = p.parse_args(argv)
+    params = load(args)
+    with stage_run("report", params, args.metrics) as run:
+        metrics = {Path(m).stem: artifacts.read_json(m) for m in args.stage_metrics}
+        models = model_rows(metrics, params.report.total_inferences)
+        stages = stage_rows(metrics)
+        notes = notes_for(stages)
+        png = accuracy_energy_png(models)
+        out = Path(args.out_dir)
+        artifacts.write_bytes(out / "accuracy_energy.png", png)
+        artifacts.write_text(out / "report.md",
+                             markdown(params.report.title, models, stages, notes,
+                                      "accuracy_energy.png"))
+        artifacts.write_text(out / "report.html",
+                             html_page(params.report.title, models, stages, notes, png))
+        for name in ("report.md", "report.html", "accuracy_energy.png"):
+            run.log_artifact(out / name)
+        run.log_metrics({"models": len(models), "stages": len(stages)})
+
+
+if __name__ == "__main__":
+    main_of(main)

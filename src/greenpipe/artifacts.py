@@ -1,0 +1,100 @@
+"""Atomic file writing and the on-disk formats shared by the stage entry points.
+
+Every output is written to a temporary name in the same folder and renamed, so a killed
+stage never leaves a half file that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from greenpipe.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def save_splits(path: str | Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Write {split: (x, y)} as one uncompressed npz with keys x_<split>, y_<split>."""
+    arrays = {}
+    for name, (x, y) in splits.items():
+        arrays[f"x_{name}"], arrays[f"y_{name}"] = x, y
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_bytes(path, buf.getvalue())
+
+
+def load_splits(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Read an npz written by `save_splits` (or a compressed container) into {split: (x, y)}."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"data file '{p}' not found; run the stage that makes it (dvc repro)")
+    with np.load(p, allow_pickle=False) as z:
+        missing = [f"{k}_{s}" for s in SPLITS for k in "xy" if f"{k}_{s}" not in z.files]
+        if missing:
+            raise DataError(f"'{p}' lacks arrays {missing}; re-run the stage that writes it")
+        return {s: (z[f"x_{s}"], z[f"y_{s}"]) for s in SPLITS}
+
+
+def write_curves(path: str | Path, rows: list[dict[str, float]]) -> None:
+    """Per-epoch curves as CSV (one row per epoch), for `dvc plots`."""
+    if not rows:
+        write_text(path, "epoch\n")
+        return
+    cols = list(rows[0])
+    lines = [",".join(cols)] + [",".join(f"{r[c]:.6g}" for c in cols) for r in rows]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def load_dataset(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The compressed data set (compress stage output) as float32 splits in [0, 1]."""
+    from greenpipe.data.compress import decode
+
+    return decode(load_splits(path))
+
+
+def save_model(backend: Any, model: Any, path: str | Path) -> int:
+    """Save atomically through the backend; returns the file size in bytes."""
+    with atomic_path(path) as tmp:
+        backend.save(model, tmp)
+    return Path(path).stat().st_size

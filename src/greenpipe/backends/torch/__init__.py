@@ -1,0 +1,152 @@
+"""The PyTorch backend: CNN teacher/student, early-stopped training, KD, int8 quantization."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.torch as st
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from torch import nn
+
+from greenpipe.backends.base import History
+from greenpipe.backends.torch import quantize as q
+from greenpipe.backends.torch.loops import to_tensor, train_loop
+from greenpipe.backends.torch.models import SmallCNN
+from greenpipe.backends.torch.serialize import pack_state, unpack_state
+from greenpipe.config import DistillConfig, FitConfig, ModelArch, OptimizeConfig
+from greenpipe.distill.kd_torch import build_loss
+from greenpipe.errors import GreenpipeError
+
+FORMAT = "greenpipe-torch-v1"
+
+
+class TorchBackend:
+    """PyTorch on CUDA (with automatic mixed precision) when present, else the CPU."""
+
+    name = "torch"
+
+    def __init__(self) -> None:
+        self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._seed = 0
+
+    def device(self) -> dict[str, Any]:
+        cuda = self._device.type == "cuda"
+        return {
+            "backend": "torch",
+            "framework_version": torch.__version__,
+            "device": str(self._device),
+            "device_name": torch.cuda.get_device_name(0) if cuda else "cpu",
+            "mixed_precision": cuda,
+            "threads": torch.get_num_threads(),
+        }
+
+    def seed_everything(self, seed: int) -> None:
+        """Seed Python, NumPy and torch; deterministic kernels (exact on the CPU)."""
+        self._seed = seed
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    def build(self, arch: ModelArch, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+        torch.manual_seed(self._seed)
+        model = SmallCNN(arch, tuple(input_shape), n_classes)
+        model.meta = {"arch": arch.model_dump(mode="json"), "input_shape": list(input_shape),
+                      "n_classes": n_classes, "quantized": None}
+        return model.to(self._device)
+
+    def fit(self, model: nn.Module, data: dict, cfg: FitConfig, desc: str) -> History:
+        def ce(logits, _aux, y):
+            return F.cross_entropy(logits, y)
+
+        return train_loop(model, data, cfg, self._device, self._seed, desc, ce)
+
+    def distill(self, student, teacher, data: dict, cfg: DistillConfig, desc: str) -> History:
+        loss = build_loss("hinton", temperature=cfg.temperature, alpha=cfg.alpha)
+        teacher = teacher.to(self._device).eval()
+
+        def teacher_logits(xb: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return teacher(xb).float()
+
+        return train_loop(student, data, cfg, self._device, self._seed, desc, loss, teacher_logits)
+
+    def predict(self, model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Logits as float32 NumPy, in eval mode, without gradients."""
+        dev = torch.device("cpu") if model.meta.get("quantized") else self._device
+        model.eval()
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(x), batch_size):
+                outs.append(model(to_tensor(x[i : i + batch_size], dev)).float().cpu().numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, model.meta["n_classes"]), np.float32)
+
+    def quantize(self, model: nn.Module, calib_x: np.ndarray, cfg: OptimizeConfig) -> nn.Module:
+        qm = (
+            q.static_int8(model, calib_x[: cfg.calibration_samples])
+            if cfg.quantization == "static"
+            else q.dynamic_int8(model)
+        )
+        qm.meta = {**model.meta, "quantized": cfg.quantization}
+        return qm
+
+    def save(self, model: nn.Module, path: Path) -> None:
+        """One safetensors file: tensors, plus format, architecture and int8 layout as metadata.
+
+        safetensors holds no pickled code, so loading a model file cannot run code.
+        """
+        sd = model.state_dict()
+        if model.meta.get("quantized"):
+            packed = pack_state(sd)
+        else:
+            packed = {"tensors": {k: v.detach().cpu().contiguous() for k, v in sd.items()},
+                      "info": None, "metadata": None}
+        header = {"format": FORMAT, "meta": json.dumps(model.meta),
+                  "info": json.dumps(packed["info"]), "metadata": json.dumps(packed["metadata"])}
+        Path(path).write_bytes(st.save(packed["tensors"], metadata=header))
+
+    def load(self, path: Path) -> nn.Module:
+        try:
+            raw = Path(path).read_bytes()
+            tensors = st.load(raw)
+            with safe_open(path, framework="pt") as f:
+                header = f.metadata() or {}
+        except Exception as exc:
+            raise GreenpipeError(f"cannot load model '{path}' ({exc.__class__.__name__}); "
+                                 "re-run the stage that writes it") from None
+        if header.get("format") != FORMAT:
+            raise GreenpipeError(f"'{path}' is not a greenpipe torch model; re-run its stage")
+        meta = json.loads(header["meta"])
+        model = SmallCNN(ModelArch(**meta["arch"]), tuple(meta["input_shape"]), meta["n_classes"])
+        if meta.get("quantized"):
+            model = q.skeleton(model, meta["quantized"])
+            packed = {"tensors": tensors, "info": json.loads(header["info"]),
+                      "metadata": json.loads(header["metadata"])}
+            model.load_state_dict(unpack_state(packed))
+        else:
+            model.load_state_dict(tensors)
+            model = model.to(self._device)
+        model.meta = meta
+        return model.eval()
+
+    def count_params(self, model: nn.Module) -> int:
+        """Weights and biases, counted on the float model or on the int8 packed layers."""
+        if not model.meta.get("quantized"):
+            return sum(p.numel() for p in model.parameters())
+        n = 0
+        for m in model.modules():
+            if hasattr(m, "weight") and callable(m.weight) and hasattr(m, "bias"):
+                b = m.bias() if callable(m.bias) else m.bias
+                n += m.weight().numel() + (b.numel() if b is not None else 0)
+        return n
+
+    def file_suffix(self, quantized: bool) -> str:
+        return ".safetensors"

@@ -1,0 +1,97 @@
+"""Training loops: minibatch SGD with early stopping on val loss, AMP on CUDA, a progress bar."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from greenpipe.backends.base import History
+from greenpipe.config import FitConfig
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    """NHWC NumPy images -> NCHW float tensor on `device`."""
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).float().to(device)
+
+
+def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int = 512) -> tuple:
+    """(mean cross-entropy, accuracy) of `model` on a whole split, in eval mode."""
+    model.eval()
+    total, correct = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(x), bs):
+            logits = model(x[i : i + bs]).float()
+            total += F.cross_entropy(logits, y[i : i + bs], reduction="sum").item()
+            correct += (logits.argmax(1) == y[i : i + bs]).sum().item()
+    return total / max(len(x), 1), correct / max(len(x), 1)
+
+
+def _epoch(model, opt, scaler, x, y, cfg: FitConfig, rng, loss_fn, extra) -> float:
+    model.train()
+    perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    use_amp = x.device.type == "cuda"
+    running = 0.0
+    for i in range(0, len(x), cfg.batch_size):
+        idx = perm[i : i + cfg.batch_size]
+        xb, yb = x[idx], y[idx]
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=use_amp):
+            logits = model(xb)
+            aux = extra(xb) if extra is not None else None
+            loss = loss_fn(logits.float(), aux, yb)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        running += loss.item() * len(idx)
+    return running / len(x)
+
+
+def train_loop(
+    model: nn.Module,
+    data: dict,
+    cfg: FitConfig,
+    device: torch.device,
+    seed: int,
+    desc: str,
+    loss_fn: LossFn,
+    extra: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> History:
+    """Fit `model` in place; restore the weights of the epoch with the lowest val loss.
+
+    `extra(xb)` supplies a second input to the loss (the teacher's logits for distillation).
+    """
+    x_tr, y_tr = to_tensor(data["train"][0], device), torch.from_numpy(data["train"][1]).to(device)
+    x_va, y_va = to_tensor(data["val"][0], device), torch.from_numpy(data["val"][1]).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    rng = np.random.default_rng(seed)
+    hist, best_loss, best_state, waited = History(), float("inf"), None, 0
+    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", leave=True, mininterval=1.0)
+    for epoch in bar:
+        train_loss = _epoch(model, opt, scaler, x_tr, y_tr, cfg, rng, loss_fn, extra)
+        val_loss, val_acc = evaluate_loss(model, x_va, y_va)
+        hist.epochs.append(
+            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}
+        )
+        bar.set_postfix(loss=f"{train_loss:.3f}", val_loss=f"{val_loss:.3f}", acc=f"{val_acc:.3f}")
+        if val_loss < best_loss - 1e-6:
+            best_loss, best_state, waited, hist.best_epoch = val_loss, None, 0, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            waited += 1
+            if waited >= cfg.patience:
+                hist.stopped_early = True
+                break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return hist

@@ -1,0 +1,186 @@
+"""Typed, validated configuration models for params.yaml (one model per stage).
+
+Config is loaded once, at the edge, and a wrong key, type or value fails with one line that
+names the key and what is allowed (`ConfigError`), before any work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A bad params.yaml: the message is one line naming the key and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrackingConfig(_Section):
+    """Where runs are recorded and how energy is measured."""
+
+    mlflow_uri: str = Field("sqlite:///mlflow.db", min_length=1)
+    artifact_dir: str = Field("mlartifacts", min_length=1)
+    country_iso_code: str = Field("FRA", pattern=r"^[A-Z]{3}$")
+    measure_power_secs: float = Field(1.0, gt=0, le=60)
+
+
+class DataConfig(_Section):
+    """prepare: the source and the stratified split."""
+
+    source: Literal["digits", "npz"] = "digits"
+    path: str | None = None
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _path_for_source(self) -> DataConfig:
+        if self.source != "digits" and not self.path:
+            raise ValueError(f"data.path is required when data.source is {self.source!r}")
+        return self
+
+
+class CleanConfig(_Section):
+    """clean: which checks drop samples."""
+
+    drop_invalid: bool = True
+    drop_duplicates: bool = True
+    drop_leakage: bool = True
+
+
+class AugmentConfig(_Section):
+    """augment: seeded transforms of the train split; `factor` = output size / input size."""
+
+    factor: int = Field(2, ge=1, le=64)
+    max_shift_px: int = Field(1, ge=0, le=4)
+    max_rotation_deg: float = Field(10.0, ge=0, le=45)
+    noise_std: float = Field(0.02, ge=0, le=0.5)
+
+
+class CompressConfig(_Section):
+    """compress: dtype quantization and the container codec."""
+
+    dtype: Literal["uint8", "float32"] = "uint8"
+    codec: Literal["zlib", "none"] = "zlib"
+    level: int = Field(6, ge=0, le=9)
+
+
+class ModelArch(_Section):
+    """A small CNN: conv blocks of `channels`, then one hidden dense layer."""
+
+    channels: tuple[int, ...] = Field((32, 64), min_length=1, max_length=4)
+    hidden: int = Field(512, ge=4, le=4096)
+    dropout: float = Field(0.25, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _positive_channels(self) -> ModelArch:
+        if any(c <= 0 for c in self.channels):
+            raise ValueError("channels must all be positive integers")
+        return self
+
+
+class FitConfig(_Section):
+    """Optimisation budget shared by train and distill."""
+
+    epochs: int = Field(30, ge=1, le=1000)
+    batch_size: int = Field(64, ge=1, le=65536)
+    lr: float = Field(1e-3, gt=0, le=10)
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    patience: int = Field(5, ge=1, le=1000)
+
+
+class TrainConfig(FitConfig):
+    """train: the teacher."""
+
+    backend: Literal["torch"] = "torch"
+    model: ModelArch = ModelArch()
+
+
+class DistillConfig(FitConfig):
+    """distill: Hinton KD with temperature T and weight alpha on the soft term."""
+
+    temperature: float = Field(4.0, gt=0, le=100)
+    alpha: float = Field(0.7, ge=0, le=1)
+    model: ModelArch = ModelArch(channels=(16, 32), hidden=128, dropout=0.1)
+    min_param_ratio: float = Field(5.0, ge=1)
+
+
+class OptimizeConfig(_Section):
+    """optimize: int8 post-training quantization of the distilled student."""
+
+    quantization: Literal["static", "dynamic"] = "static"
+    calibration_samples: int = Field(512, ge=1, le=100000)
+
+
+class EvaluateConfig(_Section):
+    """evaluate: how latency, throughput and inference energy are measured."""
+
+    warmup: int = Field(20, ge=0)
+    latency_runs: int = Field(200, ge=10)
+    throughput_batch_size: int = Field(256, ge=1)
+    energy_inferences: int = Field(20000, ge=1000)
+
+
+class ReportConfig(_Section):
+    """report: title, and how many inferences the "total energy" column assumes."""
+
+    title: str = Field("greenpipe experiment report", min_length=1)
+    total_inferences: int = Field(1_000_000, ge=0)
+
+
+class Params(_Section):
+    """The whole of params.yaml."""
+
+    seed: int = Field(42, ge=0, le=2**32 - 1)
+    experiment: str = Field("greenpipe", min_length=1, pattern=r"^[\w.\- ]+$")
+    tracking: TrackingConfig = TrackingConfig()
+    data: DataConfig = DataConfig()
+    clean: CleanConfig = CleanConfig()
+    augment: AugmentConfig = AugmentConfig()
+    compress: CompressConfig = CompressConfig()
+    train: TrainConfig = TrainConfig()
+    distill: DistillConfig = DistillConfig()
+    optimize: OptimizeConfig = OptimizeConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    report: ReportConfig = ReportConfig()
+
+
+def _describe(err: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return f"unknown key '{key}'; remove it or fix its spelling (see README: params.yaml)"
+    got = err.get("input")
+    got_s = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    return f"bad value for '{key}'{got_s}: {msg.lower()}; fix it in params.yaml or with -S"
+
+
+def validate_params(raw: Any) -> Params:
+    """Build `Params` from a parsed mapping, raising a one-line `ConfigError` on the first problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError("params.yaml must be a mapping of sections; see README: params.yaml")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        errs = exc.errors()
+        more = f" (and {len(errs) - 1} more problem(s))" if len(errs) > 1 else ""
+        raise ConfigError(_describe(errs[0]) + more) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml (safe YAML only)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"params file '{p}' not found; run from the repo root or pass --params")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise ConfigError(f"'{p}' is not valid YAML{where}; fix its syntax") from None
+    return validate_params(raw or {})

@@ -1,0 +1,57 @@
+"""Where samples come from: scikit-learn's bundled digits, or an npz with arrays x and y."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from greenpipe.errors import DataError
+
+
+def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 8x8 handwritten digits shipped with scikit-learn, as (N, 8, 8, 1) in [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[..., None]
+    return x, d.target.astype(np.int64)
+
+
+def load_npz_images(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays `x` (N, H, W[, C]) and `y` (N,) from an npz; x is scaled to [0, 1] if it is uint8."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"data.path '{p}' does not exist; point data.path at an npz with x and y")
+    with np.load(p, allow_pickle=False) as z:
+        if "x" not in z.files or "y" not in z.files:
+            raise DataError(f"'{p}' must hold arrays named x and y (found {z.files})")
+        x, y = z["x"], z["y"]
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or len(x) != len(y):
+        raise DataError(f"'{p}': x must be (N, H, W[, C]) with N == len(y); got {x.shape}, {y.shape}")
+    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+    return x, y.astype(np.int64)
+
+
+def stratified_split(
+    x: np.ndarray, y: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Split into train/val/test with the class proportions kept in each, reproducibly by seed."""
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise DataError(f"the data set has {len(classes)} class(es); at least 2 are needed")
+    if counts.min() < 3:
+        raise DataError(
+            f"class {classes[counts.argmin()]} has {counts.min()} sample(s); each class needs >= 3"
+        )
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        x, y, test_size=test_fraction, stratify=y, random_state=seed
+    )
+    val_of_rest = val_fraction / (1.0 - test_fraction)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=val_of_rest, stratify=y_rest, random_state=seed + 1
+    )
+    return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}

@@ -1,0 +1,1 @@
+"""Cross-model and cross-stage comparison: tables, Markdown/HTML pages and plots."""

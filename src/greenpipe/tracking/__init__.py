@@ -1,0 +1,1 @@
+"""Energy (CodeCarbon), MLflow runs and `stage_run`, the one context that wraps every stage."""

@@ -1,0 +1,135 @@
+"""Energy measurement with CodeCarbon's OfflineEmissionsTracker, and where each figure came from.
+
+CodeCarbon either reads a hardware energy counter (RAPL on Intel/AMD CPUs, NVML on NVIDIA
+GPUs) or estimates power from a model (CPU TDP scaled by load, a constant, or RAM size).
+Which one it used is only visible in private attributes of its hardware objects, so this
+module reads them in one place (pinned to codecarbon 3.3, checked by a test).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "windows_emi", "apple_powermetrics"}
+
+
+@dataclass
+class EnergyReading:
+    """What CodeCarbon reported for one span of work. Energies in kWh, power in W."""
+
+    energy_kwh: float
+    cpu_kwh: float
+    gpu_kwh: float
+    ram_kwh: float
+    emissions_kg: float
+    duration_s: float
+    cpu_power_w: float
+    gpu_power_w: float
+    ram_power_w: float
+
+    @property
+    def power_mean_w(self) -> float:
+        """Mean electrical power over the span: energy / duration."""
+        return self.energy_kwh * 3.6e6 / self.duration_s if self.duration_s > 0 else 0.0
+
+    def as_metrics(self) -> dict[str, float]:
+        d = asdict(self)
+        d["power_mean_w"] = self.power_mean_w
+        return d
+
+    @classmethod
+    def from_codecarbon(cls, data: Any) -> EnergyReading:
+        return cls(
+            energy_kwh=float(data.energy_consumed),
+            cpu_kwh=float(data.cpu_energy),
+            gpu_kwh=float(data.gpu_energy),
+            ram_kwh=float(data.ram_energy),
+            emissions_kg=float(data.emissions),
+            duration_s=float(data.duration),
+            cpu_power_w=float(data.cpu_power),
+            gpu_power_w=float(data.gpu_power),
+            ram_power_w=float(data.ram_power),
+        )
+
+
+def describe_sources(hardware: list[Any]) -> dict[str, str]:
+    """{"cpu"|"gpu"|"ram": "measured:<how>" | "estimated:<how>" | "absent"} from tracker._hardware."""
+    src = {"cpu": "absent", "gpu": "absent", "ram": "absent"}
+    for h in hardware:
+        kind = type(h).__name__.lower()
+        if kind == "cpu":
+            mode = str(getattr(h, "_mode", "unknown"))
+            src["cpu"] = ("measured:" if mode in MEASURED_CPU_MODES else "estimated:") + mode
+        elif kind in ("gpu", "appleSiliconChip".lower()):
+            src["gpu"] = "measured:nvml_energy_counter" if kind == "gpu" else "measured:powermetrics"
+        elif kind == "ram":
+            src["ram"] = "estimated:ram_size_model"
+    return src
+
+
+class EnergyMeter:
+    """One OfflineEmissionsTracker for a stage; `task(name)` measures a span inside it.
+
+    Use a single meter per process: two trackers on one machine each count the whole machine.
+    """
+
+    def __init__(self, country_iso_code: str, measure_power_secs: float, name: str) -> None:
+        from codecarbon import OfflineEmissionsTracker
+
+        os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        self._tracker = OfflineEmissionsTracker(
+            country_iso_code=country_iso_code,
+            measure_power_secs=measure_power_secs,
+            log_level="error",
+            allow_multiple_runs=True,  # no lock file that a killed run could leave behind
+            save_to_file=False,
+            project_name="greenpipe",
+            experiment_name=name,
+        )
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        self.tasks: dict[str, EnergyReading] = {}
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._tracker.start()
+
+    def stop(self) -> EnergyReading | None:
+        """Stop and return the whole span, or None if CodeCarbon could not measure.
+
+        The duration is our own wall clock: CodeCarbon 3.3 restarts its duration clock at
+        every start_task, so after a task its `duration` covers only the time since then.
+        """
+        self._tracker.stop()
+        data = getattr(self._tracker, "final_emissions_data", None)
+        if data is None:
+            return None
+        reading = EnergyReading.from_codecarbon(data)
+        reading.duration_s = time.perf_counter() - self._t0
+        return reading
+
+    def sources(self) -> dict[str, str]:
+        return describe_sources(getattr(self._tracker, "_hardware", []) or [])
+
+    def hardware(self) -> dict[str, Any]:
+        conf = getattr(self._tracker, "_conf", {}) or {}
+        keys = ("cpu_model", "cpu_count", "gpu_model", "gpu_count", "ram_total_size")
+        return {k: conf.get(k) for k in keys if conf.get(k) not in (None, "")}
+
+    @contextlib.contextmanager
+    def task(self, name: str) -> Iterator[dict[str, EnergyReading]]:
+        """Measure the energy of the block as a CodeCarbon task; the reading lands in the dict."""
+        box: dict[str, EnergyReading] = {}
+        self._tracker.start_task(name)
+        try:
+            yield box
+        finally:
+            data = self._tracker.stop_task(name)
+            if data is not None:
+                box["reading"] = self.tasks[name] = EnergyReading.from_codecarbon(data)

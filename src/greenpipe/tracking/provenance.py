@@ -1,0 +1,112 @@
+"""What a run ran on and with: git commit, library versions, hardware, DVC file hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LIBRARIES = ("greenpipe", "numpy", "scikit-learn", "torch", "tensorflow-cpu", "tensorflow",
+             "keras", "mlflow", "prefect", "dvc", "codecarbon")
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists are kept as values."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def git_commit(root: Path) -> str:
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                           text=True, timeout=10)
+        return r.stdout.strip() if r.returncode == 0 else "none"
+    except (OSError, subprocess.SubprocessError):
+        return "none"
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def hardware() -> dict[str, Any]:
+    import psutil
+
+    info = {
+        "cpu_model": platform.processor() or platform.machine(),
+        "cpu_cores_logical": psutil.cpu_count(logical=True),
+        "cpu_cores_physical": psutil.cpu_count(logical=False),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 2),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return info
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of a file's bytes, as DVC 3 records it in dvc.lock."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def stage_spec(root: Path, stage: str) -> dict[str, Any]:
+    """The stage's entry in dvc.yaml (deps, outs, params, metrics, plots), or {}."""
+    try:
+        spec = yaml.safe_load((root / "dvc.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return (spec.get("stages") or {}).get(stage.split("@")[0], {}) or {}
+
+
+def _paths(entries: list[Any]) -> list[str]:
+    return [next(iter(e)) if isinstance(e, dict) else str(e) for e in entries or []]
+
+
+def stage_hashes(root: Path, stage: str) -> dict[str, str]:
+    """{"deps/<path>" | "outs/<path>": md5} for the stage's files that exist now."""
+    spec, out = stage_spec(root, stage), {}
+    for kind in ("deps", "outs"):
+        for rel in _paths(spec.get(kind, [])):
+            p = root / rel
+            if p.is_file():
+                out[f"{kind}/{rel}"] = file_md5(p)
+    return out
+
+
+def stage_param_keys(root: Path, stage: str) -> list[str]:
+    """The params.yaml keys that dvc.yaml lists for the stage."""
+    keys: list[str] = []
+    for entry in stage_spec(root, stage).get("params", []) or []:
+        if isinstance(entry, dict):
+            for v in entry.values():
+                keys.extend(v)
+        else:
+            keys.append(str(entry))
+    return keys

@@ -1,0 +1,160 @@
+"""MLflow: the store, the experiment, parent runs, and reconciling runs left RUNNING.
+
+Runs are driven through `MlflowClient` with explicit run ids (no fluent, thread-local active
+run), so the same code works in a stage process, in a Prefect task thread and in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from greenpipe.errors import GreenpipeError
+
+PARENT_ENV = "GREENPIPE_PARENT_RUN_ID"
+TAG_PARENT = "mlflow.parentRunId"
+TAG_ROLE = "greenpipe.role"
+TAG_INVOCATION = "greenpipe.invocation"
+
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def resolve_tracking_uri(configured: str, root: Path) -> str:
+    """MLFLOW_TRACKING_URI wins over params; a relative SQLite path is made absolute under root."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        uri = prefix + str((root / uri[len(prefix) :]).resolve())
+    return uri
+
+
+def check_reachable(uri: str) -> None:
+    """Fail fast, before any energy is spent, if the tracking store cannot be used."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        folder = Path(uri[len("sqlite:///") :]).parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise GreenpipeError(f"MLflow store folder '{folder}' is missing or not writable; "
+                                 "fix tracking.mlflow_uri or MLFLOW_TRACKING_URI")
+    elif parsed.scheme in ("http", "https"):
+        try:
+            with socket.create_connection((parsed.hostname, parsed.port or 80), timeout=3):
+                pass
+        except OSError:
+            raise GreenpipeError(f"MLflow tracking server {uri} is unreachable; start it "
+                                 "(mlflow server) or fix MLFLOW_TRACKING_URI") from None
+
+
+def client_for(uri: str):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(client, name: str, artifact_root: Path) -> str:
+    """The experiment's id, creating it with an explicit artifact location if needed."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    artifact_root.mkdir(parents=True, exist_ok=True)
+    try:
+        return client.create_experiment(name, artifact_location=artifact_root.resolve().as_uri())
+    except Exception:  # created concurrently by another process
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def process_tags() -> dict[str, str]:
+    return {"greenpipe.host": socket.gethostname(), "greenpipe.pid": str(os.getpid())}
+
+
+def reconcile_stale_runs(client, experiment_id: str) -> list[str]:
+    """Mark KILLED the runs of this host left RUNNING by a process that no longer exists."""
+    import psutil
+
+    host, killed = socket.gethostname(), []
+    runs = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=500)
+    for run in runs:
+        tags = run.data.tags
+        pid = tags.get("greenpipe.pid")
+        if tags.get("greenpipe.host") != host or not pid or not pid.isdigit():
+            continue
+        if not psutil.pid_exists(int(pid)):
+            client.set_terminated(run.info.run_id, "KILLED")
+            killed.append(run.info.run_id)
+    return killed
+
+
+def dvc_invocation() -> tuple[str, str] | None:
+    """(key, label) of the `dvc repro` / `dvc exp run` process this stage runs under, if any."""
+    import psutil
+
+    proc = psutil.Process()
+    for parent in proc.parents():
+        try:
+            cmd = parent.cmdline()
+        except psutil.Error:
+            continue
+        exe = [Path(c).name for c in cmd[:2]]
+        if "dvc" in exe and any(a in ("repro", "exp") for a in cmd):
+            verb = "dvc exp run" if "exp" in cmd else "dvc repro"
+            return f"{parent.pid}-{parent.create_time():.0f}", verb
+    return None
+
+
+def find_or_create_parent(client, experiment_id: str, params_flat: dict[str, Any]) -> str:
+    """The parent run a stage nests under.
+
+    GREENPIPE_PARENT_RUN_ID (set by `greenpipe run` and sweeps) wins. Otherwise all stages
+    run by one `dvc repro` / `dvc exp run` invocation share one parent, found by a tag that
+    names the DVC process; a stage run by hand gets a parent of its own.
+    """
+    if os.environ.get(PARENT_ENV):
+        return os.environ[PARENT_ENV]
+    inv = dvc_invocation()
+    if inv is not None:
+        flt = f"tags.`{TAG_INVOCATION}` = '{inv[0]}'"
+        found = client.search_runs([experiment_id], flt, max_results=1)
+        if found:
+            client.update_run(found[0].info.run_id, status="RUNNING")
+            return found[0].info.run_id
+    label = inv[1] if inv else "manual stage"
+    exp_name = os.environ.get("DVC_EXP_NAME")
+    tags = {TAG_ROLE: "experiment", "greenpipe.driver": label.split()[0], **process_tags()}
+    if inv:
+        tags[TAG_INVOCATION] = inv[0]
+    if exp_name:
+        tags["dvc.exp_name"] = exp_name
+    name = f"{exp_name or label} {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    log_params(client, run.info.run_id, params_flat)
+    return run.info.run_id
+
+
+def log_params(client, run_id: str, flat: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)[:6000]) for k, v in flat.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+
+
+def log_metrics(client, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    for i in range(0, len(items), 500):
+        client.log_batch(run_id, metrics=items[i : i + 500])

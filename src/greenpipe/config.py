@@ -133,12 +133,20 @@ class ReportConfig(_Section):
     total_inferences: int = Field(1_000_000, ge=0)
 
 
+class OrchestrationConfig(_Section):
+    """Prefect: retries of a stage that failed at run time (exit 1; config errors never retry)."""
+
+    retries: int = Field(0, ge=0, le=10)
+    retry_delay_s: float = Field(10.0, ge=0, le=3600)
+
+
 class Params(_Section):
     """The whole of params.yaml."""
 
     seed: int = Field(42, ge=0, le=2**32 - 1)
     experiment: str = Field("greenpipe", min_length=1, pattern=r"^[\w.\- ]+$")
     tracking: TrackingConfig = TrackingConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
     data: DataConfig = DataConfig()
     clean: CleanConfig = CleanConfig()
     augment: AugmentConfig = AugmentConfig()

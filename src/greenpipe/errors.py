@@ -16,19 +16,23 @@ class GreenpipeError(RuntimeError):
     """A run-time failure with a message that names the problem and the fix (exit code 1)."""
 
 
+class UsageError(GreenpipeError):
+    """The command was used wrongly (wrong folder, missing set-up): exit code 2."""
+
+
 class DataError(GreenpipeError):
     """Input data that cannot be used: missing, empty, unreadable or of the wrong shape."""
 
 
 def exit_code_for(exc: BaseException) -> int:
     """2 for usage and configuration problems, 1 for run-time failures."""
-    return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_RUNTIME
+    return EXIT_USAGE if isinstance(exc, ConfigError | UsageError) else EXIT_RUNTIME
 
 
 def one_line(exc: BaseException) -> str:
     """The error as a single line: `<Kind>: <message>`."""
     msg = " ".join(str(exc).split()) or exc.__class__.__name__
-    kind = "config error" if isinstance(exc, ConfigError) else "error"
+    kind = {ConfigError: "config error", UsageError: "usage error"}.get(type(exc), "error")
     return f"greenpipe {kind}: {msg}"
 
 

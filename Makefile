@@ -1,0 +1,45 @@
+# Two commands set everything up: `make run` and `make test` (each creates or reuses .venv).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.greenpipe-installed
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DVC_NO_ANALYTICS ?= 1
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install run test lint format bench mlflow-ui prefect-ui clean-outputs
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## run: the default experiment (Prefect flow -> DVC stages), then push data to the DVC remote
+run: install
+	@test -d .git || (git init -q && git add -A && git -c user.email=greenpipe@localhost -c user.name=greenpipe commit -qm "initial commit")
+	$(BIN)/greenpipe run
+	$(BIN)/dvc push --quiet
+	@echo "report: reports/report.html | MLflow: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+
+## test: unit, contract and end-to-end tests
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check src pipelines flows tests
+	$(BIN)/ruff format --check src pipelines flows tests
+
+format: install
+	$(BIN)/ruff format src pipelines flows tests
+	$(BIN)/ruff check --fix src pipelines flows tests
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+prefect-ui: install
+	$(BIN)/prefect server start --host 127.0.0.1 --port 4200

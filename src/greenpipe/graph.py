@@ -1,0 +1,35 @@
+"""The stage graph, read from dvc.yaml through DVC itself (no second list of stages)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from greenpipe.errors import UsageError
+
+
+def open_repo(root: Path):
+    """A dvc.repo.Repo for root, or a one-line error if DVC is not initialised there."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        return Repo(str(root))
+    except NotDvcRepoError:
+        raise UsageError(f"'{root}' is not a DVC repository; run `dvc init` there "
+                             "(or run greenpipe from the repo root)") from None
+
+
+def stage_order(root: Path) -> list[str]:
+    """Stage names (DVC addressing, e.g. `train` or `train@torch`) in dependency order."""
+    import networkx as nx
+
+    with open_repo(root) as repo:
+        graph = repo.index.graph  # edge: stage -> a stage it depends on
+        stages = [s for s in reversed(list(nx.topological_sort(graph))) if s.cmd]
+        return [s.addressing for s in stages]
+
+
+def stage_is_up_to_date(root: Path, stage: str) -> bool:
+    """True if DVC would skip the stage: deps, params, cmd and outs match dvc.lock."""
+    with open_repo(root) as repo:
+        return not repo.status(targets=[stage])

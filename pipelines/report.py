@@ -3,6 +3,7 @@ of accuracy against energy; all logged to MLflow as artifacts."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from greenpipe import artifacts
@@ -29,7 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     p = stage_parser("report", __doc__)
     p.add_argument("--stage-metrics", action="append", required=True,
                    help="metrics JSON of a stage (repeat)")
-    p.add_argument("--out-dir", default="reports")
+    p.add_argument("--md", default="reports/report.md")
+    p.add_argument("--html", default="reports/report.html")
+    p.add_argument("--png", default="reports/accuracy_energy.png")
     args = p.parse_args(argv)
     params = load(args)
     with stage_run("report", params, args.metrics) as run:
@@ -38,15 +41,13 @@ def main(argv: list[str] | None = None) -> None:
         stages = stage_rows(metrics)
         notes = notes_for(stages)
         png = accuracy_energy_png(models)
-        out = Path(args.out_dir)
-        artifacts.write_bytes(out / "accuracy_energy.png", png)
-        artifacts.write_text(out / "report.md",
-                             markdown(params.report.title, models, stages, notes,
-                                      "accuracy_energy.png"))
-        artifacts.write_text(out / "report.html",
-                             html_page(params.report.title, models, stages, notes, png))
-        for name in ("report.md", "report.html", "accuracy_energy.png"):
-            run.log_artifact(out / name)
+        artifacts.write_bytes(args.png, png)
+        rel_png = os.path.relpath(args.png, Path(args.md).parent)
+        artifacts.write_text(args.md, markdown(params.report.title, models, stages, notes,
+                                               str(rel_png)))
+        artifacts.write_text(args.html, html_page(params.report.title, models, stages, notes, png))
+        for path in (args.md, args.html, args.png):
+            run.log_artifact(path)
         run.log_metrics({"models": len(models), "stages": len(stages)})
 
 

@@ -1,0 +1,95 @@
+"""dvc.yaml is a contract: params keys exist and validate, entry points exist, paths agree."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from greenpipe.config import Params, load_params
+
+ROOT = Path(__file__).resolve().parents[2]
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+STAGES = DVC["stages"]
+RAW_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def _paths(entries) -> list[str]:
+    return [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
+
+
+def _lookup(d: dict, dotted: str):
+    for part in dotted.split("."):
+        assert isinstance(d, dict) and part in d, f"params.yaml has no key '{dotted}'"
+        d = d[part]
+    return d
+
+
+def test_params_yaml_validates():
+    assert isinstance(load_params(ROOT / "params.yaml"), Params)
+
+
+def test_params_yaml_sets_every_knob_explicitly():
+    """Every field of the config models appears in params.yaml (no hidden defaults)."""
+
+    def walk(model, raw, prefix=""):
+        for name, field in type(model).model_fields.items():
+            assert name in raw, f"params.yaml lacks '{prefix}{name}'"
+            value = getattr(model, name)
+            if hasattr(type(value), "model_fields"):
+                walk(value, raw[name], f"{prefix}{name}.")
+
+    walk(Params.model_validate(RAW_PARAMS), RAW_PARAMS)
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_params_exist_and_build_config(stage):
+    for key in STAGES[stage].get("params", []):
+        _lookup(RAW_PARAMS, key)
+        obj = Params.model_validate(RAW_PARAMS)
+        for part in key.split("."):
+            obj = getattr(obj, part)  # the key maps onto the typed model
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_entry_point_exists_and_is_first_dep(stage):
+    cmd = shlex.split(STAGES[stage]["cmd"])
+    assert cmd[:2] == ["python", f"pipelines/{stage}.py"]
+    assert (ROOT / cmd[1]).is_file()
+    assert cmd[1] in _paths(STAGES[stage]["deps"])
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_cmd_paths_match_declared_deps_and_outs(stage):
+    spec = STAGES[stage]
+    declared = set()
+    for kind in ("deps", "outs", "metrics", "plots"):
+        declared |= set(_paths(spec.get(kind)))
+    args = shlex.split(spec["cmd"])[2:]
+    values = [a.split("=", 1)[-1] for a in args if not a.startswith("--")]
+    for v in values:
+        assert v in declared, f"{stage}: '{v}' in cmd is not a declared dep/out/metric/plot"
+    data_like = [p for p in declared if not re.match(r"(pipelines|src)/", p)]
+    for p in data_like:
+        assert p in values, f"{stage}: declared '{p}' is never passed to the entry point"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_metrics_and_plots_are_not_cached(stage):
+    for kind in ("metrics", "plots"):
+        for entry in STAGES[stage].get(kind, []) or []:
+            assert isinstance(entry, dict), f"{stage}: {entry} must set cache: false"
+            assert next(iter(entry.values())).get("cache") is False
+
+
+def test_every_entry_point_is_a_stage():
+    scripts = {p.stem for p in (ROOT / "pipelines").glob("*.py") if not p.stem.startswith("_")}
+    assert scripts == set(STAGES)
+
+
+def test_stage_metrics_file_is_named_after_stage():
+    for stage, spec in STAGES.items():
+        assert f"metrics/{stage}.json" in _paths(spec.get("metrics"))

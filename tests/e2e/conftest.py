@@ -1,0 +1,103 @@
+"""A throw-away copy of the repo (git + DVC initialised, reduced params) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUTS = ("data/", "models/", "metrics/", "plots/", "reports/", "dvc.lock", "mlflow.db")
+
+SMALL = {
+    "augment": {"factor": 2},
+    "train": {"epochs": 4, "patience": 2, "model": {"channels": [16, 32], "hidden": 256}},
+    "distill": {"epochs": 4, "patience": 2, "model": {"channels": [8, 16], "hidden": 32}},
+    "evaluate": {"warmup": 2, "latency_runs": 10, "energy_inferences": 1000},
+    "optimize": {"calibration_samples": 64},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(base.get(k, {}), v) if isinstance(v, dict) else v
+    return out
+
+
+def repo_files(root: Path) -> list[str]:
+    """Tracked and new (not ignored) files of the repo, without pipeline outputs."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=root, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    return [f for f in out if not f.startswith(OUTPUTS) and (root / f).is_file()]
+
+
+def tool_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MLFLOW_", "GREENPIPE_", "PREFECT_", "DVC_EXP"))}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.update({
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
+        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@localhost",
+    })
+    return env
+
+
+class Workspace:
+    def __init__(self, path: Path, env: dict[str, str]) -> None:
+        self.path, self.env = path, env
+
+    def run(self, *cmd: str, check: bool = True, timeout: int = 900):
+        proc = subprocess.run(cmd, cwd=self.path, env=self.env, capture_output=True,
+                              text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{cmd} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n"
+                                 f"{proc.stderr[-3000:]}")
+        return proc
+
+    def params(self) -> dict:
+        return yaml.safe_load((self.path / "params.yaml").read_text())
+
+    def write_params(self, raw: dict) -> None:
+        (self.path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+    def mlflow(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(f"sqlite:///{self.path / 'mlflow.db'}")
+
+    def runs(self) -> list:
+        client = self.mlflow()
+        exp = client.get_experiment_by_name(self.params()["experiment"])
+        if exp is None:
+            return []
+        return client.search_runs([exp.experiment_id], max_results=1000)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Workspace:
+    base = tmp_path_factory.mktemp("e2e")
+    ws_path = base / "repo"
+    for rel in repo_files(ROOT):
+        dest = ws_path / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest)
+    ws = Workspace(ws_path, tool_env(base))
+    ws.write_params(_merge(ws.params(), SMALL))
+    ws.run("git", "init", "-q")
+    ws.run("git", "add", "-A")
+    ws.run("git", "commit", "-qm", "e2e workspace")
+    return ws

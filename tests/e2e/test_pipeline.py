@@ -1,0 +1,147 @@
+"""End to end on real DVC, MLflow (SQLite), Prefect (ephemeral API) and CodeCarbon (offline).
+
+The tests share one workspace and run in order: dvc repro, a no-op repro, the Prefect flow,
+a DVC experiment, then bad input that must stop before any stage runs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+STAGES = ["prepare", "clean", "augment", "compress", "train", "distill", "optimize",
+          "evaluate", "report"]
+
+
+def _parents(runs, driver: str | None = None):
+    out = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return [r for r in out if driver is None or r.data.tags.get("greenpipe.driver") == driver]
+
+
+def _children(runs, parent_id: str):
+    return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+
+
+def _assert_stage_runs(children, stages):
+    assert sorted(r.info.run_name for r in children) == sorted(stages)
+    for r in children:
+        assert r.info.status == "FINISHED", r.info.run_name
+        assert r.data.metrics["energy_kwh"] > 0, r.info.run_name
+        for comp in ("cpu", "ram"):
+            src = r.data.tags[f"energy.source.{comp}"]
+            assert src.split(":")[0] in ("measured", "estimated"), src
+        assert r.data.metrics["duration_s"] > 0
+
+
+def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
+    workspace.run("dvc", "repro")
+    lock = yaml.safe_load((workspace.path / "dvc.lock").read_text())
+    assert sorted(lock["stages"]) == sorted(STAGES)
+    for stage in STAGES:
+        m = json.loads((workspace.path / "metrics" / f"{stage}.json").read_text())
+        assert m["energy"]["energy_kwh"] > 0
+    ev = json.loads((workspace.path / "metrics/evaluate.json").read_text())["models"]
+    assert set(ev) == {"teacher", "student_scratch", "student_kd", "student_kd_int8"}
+    for name, m in ev.items():
+        assert 0.5 < m["accuracy"] <= 1.0, name
+        assert m["latency_p50_ms"] <= m["latency_p95_ms"]
+        assert m["energy_per_1k_kwh"] > 0
+    assert ev["student_kd_int8"]["size_bytes"] < ev["student_kd"]["size_bytes"]
+
+    runs = workspace.runs()
+    parents = _parents(runs, "dvc")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    _assert_stage_runs(_children(runs, parents[0].info.run_id), STAGES)
+    assert parents[0].data.metrics["evaluate/models/teacher/accuracy"] == pytest.approx(
+        ev["teacher"]["accuracy"])
+    train = next(r for r in runs if r.info.run_name == "train")
+    assert train.data.params["train.epochs"] == "4"
+    assert "dvc.deps/data/dataset.npz" in train.data.tags
+
+    html = (workspace.path / "reports/report.html").read_text()
+    assert html.count("<table") == 2 and "data:image/png;base64," in html
+    assert "student_kd_int8" in (workspace.path / "reports/report.md").read_text()
+    assert (workspace.path / "reports/accuracy_energy.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_second_repro_does_nothing(workspace):
+    before = len(workspace.runs())
+    proc = workspace.run("dvc", "repro")
+    assert "Running stage" not in proc.stdout + proc.stderr
+    assert len(workspace.runs()) == before
+
+
+def test_prefect_flow_runs_changed_stages_and_caches_the_rest(workspace):
+    raw = workspace.params()
+    raw["train"]["epochs"] = 3
+    workspace.write_params(raw)
+    proc = workspace.run("greenpipe", "run")
+    assert "ran 5 stage(s), 4 cached" in proc.stderr
+    parents = _parents(workspace.runs(), "prefect")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    stages_tag = parents[0].data.tags["greenpipe.stages"]
+    assert "prepare=Cached" in stages_tag and "train=Completed" in stages_tag
+    _assert_stage_runs(_children(workspace.runs(), parents[0].info.run_id), STAGES[4:])
+    lock = yaml.safe_load((workspace.path / "dvc.lock").read_text())
+    assert lock["stages"]["train"]["params"]["params.yaml"]["train"]["epochs"] == 3
+
+
+def test_dvc_exp_run_with_set_param_is_listed_with_metrics(workspace):
+    workspace.run("git", "add", "-A")
+    workspace.run("git", "commit", "-qm", "after flow")
+    workspace.run("dvc", "exp", "run", "-n", "short-distill", "-S", "distill.epochs=2")
+    shown = json.loads(workspace.run("dvc", "exp", "show", "--json").stdout)
+    names = json.dumps(shown)
+    assert "short-distill" in names
+    assert "energy_kwh" in names and "accuracy" in names
+    exp_parents = [r for r in _parents(workspace.runs())
+                   if r.data.tags.get("dvc.exp_name") == "short-distill"]
+    assert len(exp_parents) == 1
+
+
+@pytest.mark.parametrize(
+    "patch, needle",
+    [
+        ({"train": {"epochz": 3}}, "train.epochz"),
+        ({"train": {"epochs": "ten"}}, "train.epochs"),
+        ({"distill": {"alpha": 1.5}}, "distill.alpha"),
+    ],
+)
+def test_bad_params_fail_before_any_stage_runs(workspace, patch, needle):
+    good = workspace.params()
+    raw = yaml.safe_load(yaml.safe_dump(good))
+    for section, values in patch.items():
+        raw[section].update(values)
+    workspace.write_params(raw)
+    lock_before = (workspace.path / "dvc.lock").read_text()
+    runs_before = len(workspace.runs())
+    try:
+        proc = workspace.run("greenpipe", "run", check=False)
+    finally:
+        workspace.write_params(good)
+    assert proc.returncode == 2
+    err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and needle in err[0], proc.stderr
+    assert (workspace.path / "dvc.lock").read_text() == lock_before
+    assert len(workspace.runs()) == runs_before
+
+
+def test_missing_data_path_is_one_line_runtime_error(workspace):
+    proc = workspace.run("python", "pipelines/prepare.py", "--params", "missing.yaml",
+                         check=False)
+    assert proc.returncode == 2 and "missing.yaml" in proc.stderr
+    raw = workspace.params()
+    raw["data"].update({"source": "npz", "path": "no/such/file.npz"})
+    (workspace.path / "bad.yaml").write_text(yaml.safe_dump(raw))
+    proc = workspace.run("python", "pipelines/prepare.py", "--params", "bad.yaml",
+                         "--out", "data/bad.npz", "--metrics", "metrics/bad.json", check=False)
+    assert proc.returncode == 1
+    assert "no/such/file.npz" in proc.stderr.strip().splitlines()[-1]
+    assert not (workspace.path / "data/bad.npz").exists()
+    assert not (workspace.path / "metrics/bad.json").exists()
+    failed = [r for r in workspace.runs() if r.info.status == "FAILED"]
+    assert failed and "no/such/file.npz" in failed[0].data.tags["greenpipe.error"]

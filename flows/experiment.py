@@ -52,6 +52,17 @@ def stage_env(parent_run_id: str, tracking_uri: str) -> dict[str, str]:
     return env
 
 
+def _run_streaming(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[int, str]:
+    """Run cmd with its stderr shown live (progress bars) and its last 8 KiB kept for errors."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stderr=subprocess.PIPE)
+    tail = b""
+    while chunk := proc.stderr.read1(4096):
+        sys.stderr.buffer.write(chunk)
+        sys.stderr.flush()
+        tail = (tail + chunk)[-8192:]
+    return proc.wait(), tail.decode(errors="replace")
+
+
 @task(retry_condition_fn=_retry_transient, log_prints=True)
 def run_stage(stage: str, root: str, env: dict[str, str], force: bool = False):
     """`dvc repro --single-item <stage>`, or a Cached state if DVC says it is up to date."""
@@ -63,13 +74,14 @@ def run_stage(stage: str, root: str, env: dict[str, str], force: bool = False):
     if force:
         cmd.append("--force")
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=root, env=env, stderr=subprocess.PIPE, text=True)
-    sys.stderr.write(proc.stderr)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        tail = next((ln for ln in reversed(lines) if ln.startswith("greenpipe")),
-                    lines[-1] if lines else "no output")
-        raise StageFailed(stage, proc.returncode, tail)
+    code, err_tail = _run_streaming(cmd, root, env)
+    if code != 0:
+        lines = [ln for ln in err_tail.replace("\r", "\n").splitlines() if ln.strip()]
+        tail = next(
+            (ln for ln in reversed(lines) if ln.startswith("greenpipe")),
+            lines[-1] if lines else "no output",
+        )
+        raise StageFailed(stage, code, tail)
     log.info("stage %s ran in %.1f s", stage, time.perf_counter() - t0)
     return stage
 
@@ -80,9 +92,13 @@ def open_parent(root: Path, params, flow_run_name: str) -> tuple[object, str, st
     client = runs.client_for(uri)
     exp_id = runs.ensure_experiment(client, params.experiment, root / params.tracking.artifact_dir)
     runs.reconcile_stale_runs(client, exp_id)
-    tags = {runs.TAG_ROLE: "experiment", "greenpipe.driver": "prefect",
-            "prefect.flow_run_name": flow_run_name,
-            "mlflow.source.git.commit": prov.git_commit(root), **runs.process_tags()}
+    tags = {
+        runs.TAG_ROLE: "experiment",
+        "greenpipe.driver": "prefect",
+        "prefect.flow_run_name": flow_run_name,
+        "mlflow.source.git.commit": prov.git_commit(root),
+        **runs.process_tags(),
+    }
     name = f"greenpipe run {time.strftime('%Y-%m-%d %H:%M:%S')}"
     run = client.create_run(exp_id, run_name=name, tags=tags)
     runs.log_params(client, run.info.run_id, prov.flatten(params.model_dump(mode="json")))
@@ -99,14 +115,17 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
     order = stage_order(root_p)
     client, parent, uri = open_parent(root_p, params, str(flow_run.name or "local"))
     env = stage_env(parent, uri)
-    task_opts = {"retries": params.orchestration.retries,
-                 "retry_delay_seconds": params.orchestration.retry_delay_s}
+    task_opts = {
+        "retries": params.orchestration.retries,
+        "retry_delay_seconds": params.orchestration.retry_delay_s,
+    }
     outcome: dict[str, str] = {}
     status = "FAILED"
     try:
         for stage in order:
             state = run_stage.with_options(name=stage, task_run_name=stage, **task_opts)(
-                stage, str(root_p), env, force, return_state=True)
+                stage, str(root_p), env, force, return_state=True
+            )
             outcome[stage] = state.name
             if state.is_failed():
                 state.result()  # re-raise the stage's error

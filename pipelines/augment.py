@@ -19,8 +19,13 @@ def main(argv: list[str] | None = None) -> None:
         x, y = splits["train"]
         splits["train"] = augment(x, y, params.augment, params.seed)
         artifacts.save_splits(args.out, splits)
-        run.log_metrics({"train_samples_in": len(y), "train_samples_out": len(splits["train"][1]),
-                         "factor": params.augment.factor})
+        run.log_metrics(
+            {
+                "train_samples_in": len(y),
+                "train_samples_out": len(splits["train"][1]),
+                "factor": params.augment.factor,
+            }
+        )
 
 
 if __name__ == "__main__":

@@ -19,11 +19,13 @@ def main(argv: list[str] | None = None) -> None:
         shape = splits["train"][0].shape[1:]
         cleaned, counts = clean_splits(splits, params.clean, shape)
         artifacts.save_splits(args.out, cleaned)
-        run.log_metrics({
-            "removed": counts,
-            "removed_total": {r: sum(c[r] for c in counts.values()) for r in REASONS},
-            "samples": {name: len(s[1]) for name, s in cleaned.items()},
-        })
+        run.log_metrics(
+            {
+                "removed": counts,
+                "removed_total": {r: sum(c[r] for c in counts.values()) for r in REASONS},
+                "samples": {name: len(s[1]) for name, s in cleaned.items()},
+            }
+        )
 
 
 if __name__ == "__main__":

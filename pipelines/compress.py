@@ -19,8 +19,9 @@ def main(argv: list[str] | None = None) -> None:
         blob = encode(splits, params.compress)
         artifacts.write_bytes(args.out, blob)
         before = raw_nbytes(splits)
-        run.log_metrics({"bytes_before": before, "bytes_after": len(blob),
-                         "ratio": before / max(len(blob), 1)})
+        run.log_metrics(
+            {"bytes_before": before, "bytes_after": len(blob), "ratio": before / max(len(blob), 1)}
+        )
 
 
 if __name__ == "__main__":

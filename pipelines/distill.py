@@ -32,8 +32,10 @@ def main(argv: list[str] | None = None) -> None:
         shape, n_classes = data["train"][0].shape[1:], teacher.meta["n_classes"]
         t_params = backend.count_params(teacher)
         results = {}
-        for name, path, plots in (("student_kd", args.student_kd, args.plots_kd),
-                                  ("student_scratch", args.student_scratch, args.plots_scratch)):
+        for name, path, plots in (
+            ("student_kd", args.student_kd, args.plots_kd),
+            ("student_scratch", args.student_scratch, args.plots_scratch),
+        ):
             backend.seed_everything(params.seed)  # same init for both students
             student = backend.build(cfg.model, shape, n_classes)
             s_params = backend.count_params(student)
@@ -41,24 +43,35 @@ def main(argv: list[str] | None = None) -> None:
                 raise GreenpipeError(
                     f"student has {s_params} params, teacher {t_params}: ratio "
                     f"{t_params / s_params:.1f} < distill.min_param_ratio {cfg.min_param_ratio}; "
-                    "shrink distill.model or grow train.model")
+                    "shrink distill.model or grow train.model"
+                )
             with run.meter.task(name) as energy:
                 if name == "student_kd":
-                    hist = backend.distill(student, teacher, data, cfg, desc=f"{name} [{backend.name}]")
+                    hist = backend.distill(
+                        student, teacher, data, cfg, desc=f"{name} [{backend.name}]"
+                    )
                 else:
                     hist = backend.fit(student, data, cfg, desc=f"{name} [{backend.name}]")
             size = artifacts.save_model(backend, student, path)
             artifacts.write_curves(plots, hist.epochs)
             reading = energy.get("reading")
             results[name] = {
-                "params": s_params, "size_bytes": size, "epochs_run": len(hist.epochs),
-                "best_epoch": hist.best_epoch, "val_loss": hist.best["val_loss"],
+                "params": s_params,
+                "size_bytes": size,
+                "epochs_run": len(hist.epochs),
+                "best_epoch": hist.best_epoch,
+                "val_loss": hist.best["val_loss"],
                 "val_acc": hist.best["val_acc"],
                 "energy_kwh": reading.energy_kwh if reading else None,
                 "duration_s": reading.duration_s if reading else None,
             }
-        run.log_metrics({**results, "teacher_params": t_params,
-                         "param_ratio": t_params / results["student_kd"]["params"]})
+        run.log_metrics(
+            {
+                **results,
+                "teacher_params": t_params,
+                "param_ratio": t_params / results["student_kd"]["params"],
+            }
+        )
 
 
 if __name__ == "__main__":

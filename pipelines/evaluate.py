@@ -28,8 +28,11 @@ def evaluate_one(backend, model, x, y, cfg, task, name: str) -> dict:
     out = quality(logits, y)
     out.update(latency_ms(predict, x, cfg.warmup, cfg.latency_runs))
     out["throughput_sps"] = throughput(predict, x, cfg.throughput_batch_size, 4 * len(x))
-    out.update(energy_per_1k(predict, x, cfg.throughput_batch_size, cfg.energy_inferences,
-                             task, f"infer_{name}"))
+    out.update(
+        energy_per_1k(
+            predict, x, cfg.throughput_batch_size, cfg.energy_inferences, task, f"infer_{name}"
+        )
+    )
     out["params"] = backend.count_params(model)
     return out, logits
 
@@ -37,8 +40,9 @@ def evaluate_one(backend, model, x, y, cfg, task, name: str) -> dict:
 def main(argv: list[str] | None = None) -> None:
     p = stage_parser("evaluate", __doc__)
     p.add_argument("--data", default="data/dataset.npz")
-    p.add_argument("--model", action="append", type=_model_arg, required=True,
-                   help="NAME=PATH, once per model")
+    p.add_argument(
+        "--model", action="append", type=_model_arg, required=True, help="NAME=PATH, once per model"
+    )
     p.add_argument("--confusion", default="plots/confusion.csv")
     args = p.parse_args(argv)
     params = load(args)

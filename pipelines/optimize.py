@@ -25,12 +25,16 @@ def main(argv: list[str] | None = None) -> None:
         qmodel = backend.quantize(model, data["train"][0], cfg)
         size = artifacts.save_model(backend, qmodel, args.out)
         before = Path(args.model).stat().st_size
-        run.log_metrics({
-            "method": cfg.quantization, "size_bytes_before": before, "size_bytes_after": size,
-            "size_ratio": size / before,
-            "params_before": backend.count_params(model),
-            "params_after": backend.count_params(qmodel),
-        })
+        run.log_metrics(
+            {
+                "method": cfg.quantization,
+                "size_bytes_before": before,
+                "size_bytes_after": size,
+                "size_ratio": size / before,
+                "params_before": backend.count_params(model),
+                "params_after": backend.count_params(qmodel),
+            }
+        )
 
 
 if __name__ == "__main__":

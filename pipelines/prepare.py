@@ -20,11 +20,13 @@ def main(argv: list[str] | None = None) -> None:
         x, y = load_digits_images() if cfg.source == "digits" else load_npz_images(cfg.path)
         splits = stratified_split(x, y, cfg.val_fraction, cfg.test_fraction, params.seed)
         artifacts.save_splits(args.out, splits)
-        run.log_metrics({
-            "samples": {name: len(s[1]) for name, s in splits.items()},
-            "classes": int(len(np.unique(y))),
-            "image": {"height": x.shape[1], "width": x.shape[2], "channels": x.shape[3]},
-        })
+        run.log_metrics(
+            {
+                "samples": {name: len(s[1]) for name, s in splits.items()},
+                "classes": int(len(np.unique(y))),
+                "image": {"height": x.shape[1], "width": x.shape[2], "channels": x.shape[3]},
+            }
+        )
 
 
 if __name__ == "__main__":

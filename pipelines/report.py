@@ -17,19 +17,24 @@ from greenpipe.tracking.stage import stage_run
 def notes_for(stages: list[dict]) -> list[str]:
     sources = sorted({r["source"] for r in stages if r["source"]})
     notes = [f"Energy source: {s}." for s in sources]
-    notes.append("'measured' = read from a hardware energy counter (RAPL, NVML); 'estimated' = "
-                 "CodeCarbon's power model (CPU TDP x load, RAM size). Figures are as reported, "
-                 "not smoothed.")
-    notes.append("kWh to obtain = own training energy, plus the teacher's for distilled "
-                 "students, plus quantization for int8 models. The report stage's own energy "
-                 "is in metrics/report.json, not in this table.")
+    notes.append(
+        "'measured' = read from a hardware energy counter (RAPL, NVML); 'estimated' = "
+        "CodeCarbon's power model (CPU TDP x load, RAM size). Figures are as reported, "
+        "not smoothed."
+    )
+    notes.append(
+        "kWh to obtain = own training energy, plus the teacher's for distilled "
+        "students, plus quantization for int8 models. The report stage's own energy "
+        "is in metrics/report.json, not in this table."
+    )
     return notes
 
 
 def main(argv: list[str] | None = None) -> None:
     p = stage_parser("report", __doc__)
-    p.add_argument("--stage-metrics", action="append", required=True,
-                   help="metrics JSON of a stage (repeat)")
+    p.add_argument(
+        "--stage-metrics", action="append", required=True, help="metrics JSON of a stage (repeat)"
+    )
     p.add_argument("--md", default="reports/report.md")
     p.add_argument("--html", default="reports/report.html")
     p.add_argument("--png", default="reports/accuracy_energy.png")
@@ -43,8 +48,9 @@ def main(argv: list[str] | None = None) -> None:
         png = accuracy_energy_png(models)
         artifacts.write_bytes(args.png, png)
         rel_png = os.path.relpath(args.png, Path(args.md).parent)
-        artifacts.write_text(args.md, markdown(params.report.title, models, stages, notes,
-                                               str(rel_png)))
+        artifacts.write_text(
+            args.md, markdown(params.report.title, models, stages, notes, str(rel_png))
+        )
         artifacts.write_text(args.html, html_page(params.report.title, models, stages, notes, png))
         for path in (args.md, args.html, args.png):
             run.log_artifact(path)

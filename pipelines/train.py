@@ -28,12 +28,18 @@ def main(argv: list[str] | None = None) -> None:
         hist = backend.fit(model, data, cfg, desc=f"train teacher [{backend.name}]")
         size = artifacts.save_model(backend, model, args.model)
         artifacts.write_curves(args.plots, hist.epochs)
-        run.log_metrics({
-            "params": backend.count_params(model), "size_bytes": size,
-            "epochs_run": len(hist.epochs), "best_epoch": hist.best_epoch,
-            "val_loss": hist.best["val_loss"], "val_acc": hist.best["val_acc"],
-            "train_samples": len(x_train), "device": backend.device(),
-        })
+        run.log_metrics(
+            {
+                "params": backend.count_params(model),
+                "size_bytes": size,
+                "epochs_run": len(hist.epochs),
+                "best_epoch": hist.best_epoch,
+                "val_loss": hist.best["val_loss"],
+                "val_acc": hist.best["val_acc"],
+                "train_samples": len(x_train),
+                "device": backend.device(),
+            }
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import numpy as np
 from greenpipe.errors import DataError
 
 SPLITS = ("train", "val", "test")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -27,8 +30,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent
+    )
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield Path(tmp)
         os.replace(tmp, dest)
@@ -69,11 +75,15 @@ def load_splits(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"data file '{p}' not found; run the stage that makes it (dvc repro)")
-    with np.load(p, allow_pickle=False) as z:
-        missing = [f"{k}_{s}" for s in SPLITS for k in "xy" if f"{k}_{s}" not in z.files]
-        if missing:
-            raise DataError(f"'{p}' lacks arrays {missing}; re-run the stage that writes it")
-        return {s: (z[f"x_{s}"], z[f"y_{s}"]) for s in SPLITS}
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            files = z.files
+            missing = [f"{k}_{s}" for s in SPLITS for k in "xy" if f"{k}_{s}" not in files]
+            if missing:
+                raise DataError(f"'{p}' lacks arrays {missing}; re-run the stage that writes it")
+            return {s: (z[f"x_{s}"], z[f"y_{s}"]) for s in SPLITS}
+    except (ValueError, OSError, zipfile.BadZipFile, AttributeError):
+        raise DataError(f"'{p}' is not a readable npz; re-run the stage that writes it") from None
 
 
 def write_curves(path: str | Path, rows: list[dict[str, float]]) -> None:

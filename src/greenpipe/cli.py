@@ -26,8 +26,9 @@ def _quiet_defaults() -> None:
 def _load_flows(root: Path, module: str):
     """Import flows/<module>.py from the repo (flows/ is the repo's, not the package's)."""
     if not (root / "flows" / f"{module}.py").is_file():
-        raise UsageError(f"no flows/{module}.py under '{root}'; run greenpipe from the repo root "
-                         "or pass --root")
+        raise UsageError(
+            f"no flows/{module}.py under '{root}'; run greenpipe from the repo root or pass --root"
+        )
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     return importlib.import_module(f"flows.{module}")
@@ -43,8 +44,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     flows = _load_flows(root, "experiment")
     outcome = flows.experiment(root=str(root), force=args.force)
     ran = [s for s, st in outcome.items() if st != "Cached"]
-    print(f"greenpipe: done; ran {len(ran)} stage(s), {len(outcome) - len(ran)} cached",
-          file=sys.stderr)
+    print(
+        f"greenpipe: done; ran {len(ran)} stage(s), {len(outcome) - len(ran)} cached",
+        file=sys.stderr,
+    )
     return 0
 
 

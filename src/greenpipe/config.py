@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -19,6 +27,15 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # YAML `true` would otherwise be coerced silently to 1 for an int or float field.
+        ann = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and ann in (int, float):
+            raise ValueError(f"expected a {ann.__name__}, got a boolean")
+        return value
 
 
 class TrackingConfig(_Section):
@@ -165,11 +182,12 @@ def _describe(err: dict[str, Any]) -> str:
         return f"unknown key '{key}'; remove it or fix its spelling (see README: params.yaml)"
     got = err.get("input")
     got_s = f" (got {got!r})" if not isinstance(got, dict | list) else ""
-    return f"bad value for '{key}'{got_s}: {msg.lower()}; fix it in params.yaml or with -S"
+    msg = msg[:1].lower() + msg[1:]
+    return f"bad value for '{key}'{got_s}: {msg}; fix it in params.yaml or with -S"
 
 
 def validate_params(raw: Any) -> Params:
-    """Build `Params` from a parsed mapping, raising a one-line `ConfigError` on the first problem."""
+    """Build `Params` from a parsed mapping; the first problem raises a one-line ConfigError."""
     if not isinstance(raw, dict):
         raise ConfigError("params.yaml must be a mapping of sections; see README: params.yaml")
     try:

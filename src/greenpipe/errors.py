@@ -44,7 +44,7 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         print(one_line(exc), file=sys.stderr)
         sys.exit(exit_code_for(exc))
     except Exception as exc:  # anything else: still one line, traceback on request
-        if os.environ.get("GREENPIPE_DEBUG"):
+        if os.environ.get("GREENPIPE_DEBUG", "").lower() in ("1", "true", "yes"):
             raise
         print(one_line(exc) + " (set GREENPIPE_DEBUG=1 for the traceback)", file=sys.stderr)
         sys.exit(EXIT_RUNTIME)

@@ -15,8 +15,10 @@ def open_repo(root: Path):
     try:
         return Repo(str(root))
     except NotDvcRepoError:
-        raise UsageError(f"'{root}' is not a DVC repository; run `dvc init` there "
-                             "(or run greenpipe from the repo root)") from None
+        raise UsageError(
+            f"'{root}' is not a DVC repository; run `dvc init` there "
+            "(or run greenpipe from the repo root)"
+        ) from None
 
 
 def stage_order(root: Path) -> list[str]:

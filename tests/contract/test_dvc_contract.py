@@ -36,7 +36,7 @@ def test_params_yaml_sets_every_knob_explicitly():
     """Every field of the config models appears in params.yaml (no hidden defaults)."""
 
     def walk(model, raw, prefix=""):
-        for name, field in type(model).model_fields.items():
+        for name, _field in type(model).model_fields.items():
             assert name in raw, f"params.yaml lacks '{prefix}{name}'"
             value = getattr(model, name)
             if hasattr(type(value), "model_fields"):

@@ -13,8 +13,17 @@ import yaml
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["prepare", "clean", "augment", "compress", "train", "distill", "optimize",
-          "evaluate", "report"]
+STAGES = [
+    "prepare",
+    "clean",
+    "augment",
+    "compress",
+    "train",
+    "distill",
+    "optimize",
+    "evaluate",
+    "report",
+]
 
 
 def _parents(runs, driver: str | None = None):
@@ -57,7 +66,8 @@ def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     _assert_stage_runs(_children(runs, parents[0].info.run_id), STAGES)
     assert parents[0].data.metrics["evaluate/models/teacher/accuracy"] == pytest.approx(
-        ev["teacher"]["accuracy"])
+        ev["teacher"]["accuracy"]
+    )
     train = next(r for r in runs if r.info.run_name == "train")
     assert train.data.params["train.epochs"] == "4"
     assert "dvc.deps/data/dataset.npz" in train.data.tags
@@ -98,8 +108,9 @@ def test_dvc_exp_run_with_set_param_is_listed_with_metrics(workspace):
     names = json.dumps(shown)
     assert "short-distill" in names
     assert "energy_kwh" in names and "accuracy" in names
-    exp_parents = [r for r in _parents(workspace.runs())
-                   if r.data.tags.get("dvc.exp_name") == "short-distill"]
+    exp_parents = [
+        r for r in _parents(workspace.runs()) if r.data.tags.get("dvc.exp_name") == "short-distill"
+    ]
     assert len(exp_parents) == 1
 
 
@@ -131,14 +142,22 @@ def test_bad_params_fail_before_any_stage_runs(workspace, patch, needle):
 
 
 def test_missing_data_path_is_one_line_runtime_error(workspace):
-    proc = workspace.run("python", "pipelines/prepare.py", "--params", "missing.yaml",
-                         check=False)
+    proc = workspace.run("python", "pipelines/prepare.py", "--params", "missing.yaml", check=False)
     assert proc.returncode == 2 and "missing.yaml" in proc.stderr
     raw = workspace.params()
     raw["data"].update({"source": "npz", "path": "no/such/file.npz"})
     (workspace.path / "bad.yaml").write_text(yaml.safe_dump(raw))
-    proc = workspace.run("python", "pipelines/prepare.py", "--params", "bad.yaml",
-                         "--out", "data/bad.npz", "--metrics", "metrics/bad.json", check=False)
+    proc = workspace.run(
+        "python",
+        "pipelines/prepare.py",
+        "--params",
+        "bad.yaml",
+        "--out",
+        "data/bad.npz",
+        "--metrics",
+        "metrics/bad.json",
+        check=False,
+    )
     assert proc.returncode == 1
     assert "no/such/file.npz" in proc.stderr.strip().splitlines()[-1]
     assert not (workspace.path / "data/bad.npz").exists()

@@ -96,11 +96,6 @@ def test_load_splits_names_missing_arrays(tmp_path):
     assert "x_train" not in str(ei.value)
 
 
-@pytest.mark.xfail(
-    reason="BUG: artifacts.load_splits lets numpy's error through for a file that is not an "
-    "npz (ValueError 'This file contains pickled (object) data...'), not a DataError",
-    strict=True,
-)
 def test_load_splits_unreadable_file_is_a_data_error(tmp_path):
     path = tmp_path / "d.npz"
     path.write_text("not an npz\n")

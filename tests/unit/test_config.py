@@ -127,22 +127,11 @@ def test_top_level_must_be_a_mapping(raw):
     assert "mapping" in _config_error(raw)
 
 
-@pytest.mark.xfail(
-    reason="BUG: config._describe lower-cases pydantic's whole message, so the rule for "
-    "tracking.country_iso_code is shown as pattern '^[a-z]{3}$': the 'fix' tells the user "
-    "to write lower case, which the pattern ^[A-Z]{3}$ rejects",
-    strict=True,
-)
 def test_pattern_rule_is_shown_as_declared():
     msg = _config_error({"tracking": {"country_iso_code": "France"}})
     assert "^[A-Z]{3}$" in msg
 
 
-@pytest.mark.xfail(
-    reason="BUG: lax pydantic coercion accepts a YAML boolean for an int field "
-    "(train.epochs: true builds epochs=1) instead of failing as a wrong type",
-    strict=True,
-)
 def test_boolean_for_an_integer_is_a_type_error():
     msg = _config_error({"train": {"epochs": True}})
     assert "'train.epochs'" in msg

@@ -171,12 +171,6 @@ def test_all_checks_off_keeps_everything(splits):
     assert counts["train"] == ZERO and len(out["train"][0]) == 8
 
 
-@pytest.mark.xfail(
-    reason="BUG: clean.invalid_mask reshapes with x.reshape(len(x), -1), which numpy rejects "
-    "for zero samples, so clean_splits crashes with 'cannot reshape array of size 0' on an "
-    "empty split instead of returning it empty with zero counts",
-    strict=True,
-)
 def test_an_empty_split_is_cleaned_to_empty(splits):
     empty = (np.zeros((0, *SHAPE), np.float32), np.zeros(0, np.int64))
     s = {**splits, "val": empty}

@@ -124,12 +124,6 @@ def test_npz_flat_x_is_rejected(tmp_path):
         load_npz_images(path)
 
 
-@pytest.mark.xfail(
-    reason="BUG: sources.load_npz_images lets numpy's error through when data.path is not an "
-    "npz (a CSV gives ValueError 'This file contains pickled (object) data...'), "
-    "not a DataError naming data.path",
-    strict=True,
-)
 def test_npz_that_is_not_an_npz_is_a_data_error(tmp_path):
     path = tmp_path / "digits.csv"
     path.write_text("x,y\n0.1,3\n")

@@ -42,7 +42,7 @@ def test_known_errors_print_one_line_and_exit(exc, code, prefix, capsys):
 
 def test_unexpected_error_is_one_line_with_exit_1(capsys):
     with pytest.raises(SystemExit) as ei:
-        run_main(_raising(KeyError("multi\nline  message")), [])
+        run_main(_raising(ValueError("multi\nline  message")), [])
     assert ei.value.code == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1

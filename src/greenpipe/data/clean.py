@@ -19,6 +19,8 @@ def invalid_mask(x: np.ndarray, y: np.ndarray, shape: tuple[int, ...]) -> np.nda
     """True where a sample has non-finite values, values outside [0, 1], or a wrong shape."""
     if x.shape[1:] != shape:
         return np.ones(len(x), dtype=bool)
+    if len(x) == 0:
+        return np.zeros(0, dtype=bool)
     flat = x.reshape(len(x), -1)
     bad = ~np.isfinite(flat).all(axis=1) | (np.nan_to_num(flat, nan=0) < 0).any(axis=1)
     bad |= (np.nan_to_num(flat, nan=0) > 1).any(axis=1) | (y < 0)

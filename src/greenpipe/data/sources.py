@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +25,21 @@ def load_npz_images(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"data.path '{p}' does not exist; point data.path at an npz with x and y")
-    with np.load(p, allow_pickle=False) as z:
-        if "x" not in z.files or "y" not in z.files:
-            raise DataError(f"'{p}' must hold arrays named x and y (found {z.files})")
-        x, y = z["x"], z["y"]
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if "x" not in z.files or "y" not in z.files:
+                raise DataError(f"'{p}' must hold arrays named x and y (found {z.files})")
+            x, y = z["x"], z["y"]
+    except (ValueError, OSError, zipfile.BadZipFile, AttributeError):
+        raise DataError(
+            f"data.path '{p}' is not a readable npz; point it at an npz with arrays x and y"
+        ) from None
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or len(x) != len(y):
-        raise DataError(f"'{p}': x must be (N, H, W[, C]) with N == len(y); got {x.shape}, {y.shape}")
+        raise DataError(
+            f"'{p}': x must be (N, H, W[, C]) with N == len(y); got {x.shape}, {y.shape}"
+        )
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     return x, y.astype(np.int64)
 

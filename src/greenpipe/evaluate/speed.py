@@ -23,9 +23,11 @@ def latency_ms(predict: Predict, x: np.ndarray, warmup: int, runs: int) -> dict[
         predict(xi)
         times[i] = time.perf_counter() - t0
     ms = times * 1e3
-    return {"latency_p50_ms": float(np.percentile(ms, 50)),
-            "latency_p95_ms": float(np.percentile(ms, 95)),
-            "latency_mean_ms": float(ms.mean())}
+    return {
+        "latency_p50_ms": float(np.percentile(ms, 50)),
+        "latency_p95_ms": float(np.percentile(ms, 95)),
+        "latency_mean_ms": float(ms.mean()),
+    }
 
 
 def _batches(x: np.ndarray, batch_size: int, n: int):
@@ -70,5 +72,9 @@ def energy_per_1k(
     reading = box.get("reading")
     if reading is None:
         return {"inferences": done, "energy_per_1k_kwh": None}
-    return {"inferences": done, "energy_per_1k_kwh": reading.energy_kwh / done * 1000,
-            "energy_loop_kwh": reading.energy_kwh, "energy_loop_s": reading.duration_s}
+    return {
+        "inferences": done,
+        "energy_per_1k_kwh": reading.energy_kwh / done * 1000,
+        "energy_loop_kwh": reading.energy_kwh,
+        "energy_loop_s": reading.duration_s,
+    }

@@ -9,8 +9,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-PANELS = (("obtain_kwh", "energy to obtain the model (kWh)"),
-          ("energy_per_1k_kwh", "energy per 1,000 inferences (kWh)"))
+PANELS = (
+    ("obtain_kwh", "energy to obtain the model (kWh)"),
+    ("energy_per_1k_kwh", "energy per 1,000 inferences (kWh)"),
+)
 
 
 def accuracy_energy_png(rows: list[dict]) -> bytes:
@@ -21,8 +23,13 @@ def accuracy_energy_png(rows: list[dict]) -> bytes:
             if r.get(key) is None or r.get("accuracy") is None:
                 continue
             ax.scatter(r[key], r["accuracy"], s=50)
-            ax.annotate(f"{r['model']} ({r.get('backend', '')})", (r[key], r["accuracy"]),
-                        textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(
+                f"{r['model']} ({r.get('backend', '')})",
+                (r[key], r["accuracy"]),
+                textcoords="offset points",
+                xytext=(5, 4),
+                fontsize=8,
+            )
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)

@@ -59,15 +59,20 @@ class EnergyReading:
 
 
 def describe_sources(hardware: list[Any]) -> dict[str, str]:
-    """{"cpu"|"gpu"|"ram": "measured:<how>" | "estimated:<how>" | "absent"} from tracker._hardware."""
+    """{"cpu"|"gpu"|"ram": "measured:<how>" | "estimated:<how>" | "absent"} from _hardware."""
     src = {"cpu": "absent", "gpu": "absent", "ram": "absent"}
     for h in hardware:
         kind = type(h).__name__.lower()
+        part = str(getattr(h, "chip_part", "")).lower()
         if kind == "cpu":
             mode = str(getattr(h, "_mode", "unknown"))
             src["cpu"] = ("measured:" if mode in MEASURED_CPU_MODES else "estimated:") + mode
-        elif kind in ("gpu", "appleSiliconChip".lower()):
-            src["gpu"] = "measured:nvml_energy_counter" if kind == "gpu" else "measured:powermetrics"
+        elif kind == "gpu":
+            src["gpu"] = "measured:nvml_energy_counter"
+        elif kind == "applesiliconchip" and part in ("cpu", "gpu"):
+            src[part] = "measured:powermetrics"
+        elif kind == "raspberry" and part in ("cpu", "ram"):
+            src[part] = "measured:raspberry_pmic"
         elif kind == "ram":
             src["ram"] = "estimated:ram_size_model"
     return src
@@ -89,7 +94,7 @@ class EnergyMeter:
             measure_power_secs=measure_power_secs,
             log_level="error",
             allow_multiple_runs=True,  # no lock file that a killed run could leave behind
-            save_to_file=False,
+            output_methods=[],
             project_name="greenpipe",
             experiment_name=name,
         )

@@ -11,8 +11,19 @@ from typing import Any
 
 import yaml
 
-LIBRARIES = ("greenpipe", "numpy", "scikit-learn", "torch", "tensorflow-cpu", "tensorflow",
-             "keras", "mlflow", "prefect", "dvc", "codecarbon")
+LIBRARIES = (
+    "greenpipe",
+    "numpy",
+    "scikit-learn",
+    "torch",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "mlflow",
+    "prefect",
+    "dvc",
+    "codecarbon",
+)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -29,8 +40,9 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def git_commit(root: Path) -> str:
     try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                           text=True, timeout=10)
+        r = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
         return r.stdout.strip() if r.returncode == 0 else "none"
     except (OSError, subprocess.SubprocessError):
         return "none"
@@ -104,9 +116,9 @@ def stage_param_keys(root: Path, stage: str) -> list[str]:
     """The params.yaml keys that dvc.yaml lists for the stage."""
     keys: list[str] = []
     for entry in stage_spec(root, stage).get("params", []) or []:
-        if isinstance(entry, dict):
+        if isinstance(entry, dict):  # {file: [keys]} or {file: None} (every key of that file)
             for v in entry.values():
-                keys.extend(v)
+                keys.extend(v or [])
         else:
             keys.append(str(entry))
     return keys

@@ -40,15 +40,19 @@ def check_reachable(uri: str) -> None:
     if parsed.scheme == "sqlite":
         folder = Path(uri[len("sqlite:///") :]).parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise GreenpipeError(f"MLflow store folder '{folder}' is missing or not writable; "
-                                 "fix tracking.mlflow_uri or MLFLOW_TRACKING_URI")
+            raise GreenpipeError(
+                f"MLflow store folder '{folder}' is missing or not writable; "
+                "fix tracking.mlflow_uri or MLFLOW_TRACKING_URI"
+            )
     elif parsed.scheme in ("http", "https"):
         try:
             with socket.create_connection((parsed.hostname, parsed.port or 80), timeout=3):
                 pass
         except OSError:
-            raise GreenpipeError(f"MLflow tracking server {uri} is unreachable; start it "
-                                 "(mlflow server) or fix MLFLOW_TRACKING_URI") from None
+            raise GreenpipeError(
+                f"MLflow tracking server {uri} is unreachable; start it "
+                "(mlflow server) or fix MLFLOW_TRACKING_URI"
+            ) from None
 
 
 def client_for(uri: str):

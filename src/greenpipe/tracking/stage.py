@@ -50,8 +50,11 @@ def energy_metrics(reading: EnergyReading | None, sources: dict[str, str]) -> di
 
 
 def _numeric(flat: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in flat.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)}
+    return {
+        k: float(v)
+        for k, v in flat.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 def _start(stage: str, params: Params, root: Path) -> tuple[Any, str, str, str]:
@@ -62,8 +65,13 @@ def _start(stage: str, params: Params, root: Path) -> tuple[Any, str, str, str]:
     runs.reconcile_stale_runs(client, exp_id)
     flat = prov.flatten(params.model_dump(mode="json"))
     parent = runs.find_or_create_parent(client, exp_id, flat)
-    tags = {runs.TAG_PARENT: parent, runs.TAG_ROLE: "stage", "greenpipe.stage": stage,
-            "mlflow.source.git.commit": prov.git_commit(root), **runs.process_tags()}
+    tags = {
+        runs.TAG_PARENT: parent,
+        runs.TAG_ROLE: "stage",
+        "greenpipe.stage": stage,
+        "mlflow.source.git.commit": prov.git_commit(root),
+        **runs.process_tags(),
+    }
     tags.update({f"lib.{k}": v for k, v in prov.library_versions().items()})
     tags.update({f"hw.{k}": str(v) for k, v in prov.hardware().items()})
     child = client.create_run(exp_id, run_name=stage, tags=tags)
@@ -79,9 +87,16 @@ def _finish(client, run: StageRun, reading: EnergyReading | None, owns_parent: b
     sources = run.meter.sources()
     energy = energy_metrics(reading, sources)
     child_metrics = {k: v for k, v in _numeric(energy).items()}
-    child_metrics = {("energy_kwh" if k == "energy_kwh" else
-                      k.replace("_kwh", "_energy_kwh") if k.endswith("_kwh") else k): v
-                     for k, v in child_metrics.items()}
+    child_metrics = {
+        (
+            "energy_kwh"
+            if k == "energy_kwh"
+            else k.replace("_kwh", "_energy_kwh")
+            if k.endswith("_kwh")
+            else k
+        ): v
+        for k, v in child_metrics.items()
+    }
     staged = _numeric(prov.flatten({**run.metrics, "energy": energy}, ""))
     prefixed = {f"{run.stage}/{k.replace('.', '/')}": v for k, v in staged.items()}
     runs.log_metrics(client, run.run_id, {**child_metrics, **prefixed})

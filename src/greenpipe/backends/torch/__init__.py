@@ -59,8 +59,12 @@ class TorchBackend:
     def build(self, arch: ModelArch, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
         torch.manual_seed(self._seed)
         model = SmallCNN(arch, tuple(input_shape), n_classes)
-        model.meta = {"arch": arch.model_dump(mode="json"), "input_shape": list(input_shape),
-                      "n_classes": n_classes, "quantized": None}
+        model.meta = {
+            "arch": arch.model_dump(mode="json"),
+            "input_shape": list(input_shape),
+            "n_classes": n_classes,
+            "quantized": None,
+        }
         return model.to(self._device)
 
     def fit(self, model: nn.Module, data: dict, cfg: FitConfig, desc: str) -> History:
@@ -107,10 +111,17 @@ class TorchBackend:
         if model.meta.get("quantized"):
             packed = pack_state(sd)
         else:
-            packed = {"tensors": {k: v.detach().cpu().contiguous() for k, v in sd.items()},
-                      "info": None, "metadata": None}
-        header = {"format": FORMAT, "meta": json.dumps(model.meta),
-                  "info": json.dumps(packed["info"]), "metadata": json.dumps(packed["metadata"])}
+            packed = {
+                "tensors": {k: v.detach().cpu().contiguous() for k, v in sd.items()},
+                "info": None,
+                "metadata": None,
+            }
+        header = {
+            "format": FORMAT,
+            "meta": json.dumps(model.meta),
+            "info": json.dumps(packed["info"]),
+            "metadata": json.dumps(packed["metadata"]),
+        }
         Path(path).write_bytes(st.save(packed["tensors"], metadata=header))
 
     def load(self, path: Path) -> nn.Module:
@@ -120,16 +131,21 @@ class TorchBackend:
             with safe_open(path, framework="pt") as f:
                 header = f.metadata() or {}
         except Exception as exc:
-            raise GreenpipeError(f"cannot load model '{path}' ({exc.__class__.__name__}); "
-                                 "re-run the stage that writes it") from None
+            raise GreenpipeError(
+                f"cannot load model '{path}' ({exc.__class__.__name__}); "
+                "re-run the stage that writes it"
+            ) from None
         if header.get("format") != FORMAT:
             raise GreenpipeError(f"'{path}' is not a greenpipe torch model; re-run its stage")
         meta = json.loads(header["meta"])
         model = SmallCNN(ModelArch(**meta["arch"]), tuple(meta["input_shape"]), meta["n_classes"])
         if meta.get("quantized"):
             model = q.skeleton(model, meta["quantized"])
-            packed = {"tensors": tensors, "info": json.loads(header["info"]),
-                      "metadata": json.loads(header["metadata"])}
+            packed = {
+                "tensors": tensors,
+                "info": json.loads(header["info"]),
+                "metadata": json.loads(header["metadata"]),
+            }
             model.load_state_dict(unpack_state(packed))
         else:
             model.load_state_dict(tensors)

@@ -23,8 +23,9 @@ def _pack_tensor(key: str, t: torch.Tensor, tensors: dict, info: dict) -> None:
         if t.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
             zps = t.q_per_channel_zero_points()
             tensors[f"{key}@scales"] = t.q_per_channel_scales().to(torch.float32)
-            entry.update(scheme="channel", axis=t.q_per_channel_axis(),
-                         zps=zps.tolist() if zps.any() else 0)
+            entry.update(
+                scheme="channel", axis=t.q_per_channel_axis(), zps=zps.tolist() if zps.any() else 0
+            )
         else:
             entry.update(scheme="tensor", scale=t.q_scale(), zp=t.q_zero_point())
         tensors[key], info[key] = t.int_repr().contiguous(), entry
@@ -53,8 +54,7 @@ def pack_state(sd: OrderedDict) -> dict:
         else:
             _pack_tensor(key, v, tensors, info)
     # Only non-default module versions matter to load_state_dict (quantized layers use them).
-    meta = {k: dict(v) for k, v in getattr(sd, "_metadata", {}).items()
-            if v.get("version", 1) != 1}
+    meta = {k: dict(v) for k, v in getattr(sd, "_metadata", {}).items() if v.get("version", 1) != 1}
     return {"tensors": tensors, "info": info, "metadata": meta}
 
 

@@ -1,0 +1,77 @@
+"""greenpipe.data.compress: uint8 quantization in a zip of .npy members."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from greenpipe.config import CompressConfig
+from greenpipe.data.compress import decode, encode, quantize, raw_nbytes
+from greenpipe.data.sources import load_digits_images
+
+
+def _load(blob: bytes) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        names = sorted({k[2:] for k in z.files})
+        return {n: (z[f"x_{n}"], z[f"y_{n}"]) for n in names}
+
+
+@pytest.fixture
+def splits():
+    rng = np.random.default_rng(0)
+    return {
+        "train": (rng.random((8, 4, 4, 1), dtype=np.float32), rng.integers(0, 3, 8)),
+        "test": (rng.random((3, 4, 4, 1), dtype=np.float32), rng.integers(0, 3, 3)),
+    }
+
+
+def test_quantize_rounds_and_clips():
+    x = np.array([0.0, 0.5, 1.0, -0.2, 1.3, 0.1], dtype=np.float32)
+    assert quantize(x, "uint8").tolist() == [0, 128, 255, 0, 255, 26]
+    assert quantize(x, "uint8").dtype == np.uint8
+    assert quantize(x.astype(np.float64), "float32").dtype == np.float32
+
+
+def test_container_loads_with_numpy(splits):
+    blob = encode(splits, CompressConfig())
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        assert sorted(z.files) == ["x_test", "x_train", "y_test", "y_train"]
+        assert z["x_train"].dtype == np.uint8 and z["x_train"].shape == (8, 4, 4, 1)
+
+
+def test_uint8_round_trip_within_one_step(splits):
+    back = decode(_load(encode(splits, CompressConfig(dtype="uint8"))))
+    for name, (x, y) in splits.items():
+        bx, by = back[name]
+        assert bx.dtype == np.float32 and by.dtype == np.int64
+        assert np.abs(bx - x).max() <= 1 / 255
+        np.testing.assert_array_equal(by, y)
+
+
+def test_float32_round_trip_is_exact(splits):
+    back = decode(_load(encode(splits, CompressConfig(dtype="float32"))))
+    for name, (x, _) in splits.items():
+        np.testing.assert_array_equal(back[name][0], x)
+
+
+def test_codec_sets_the_zip_method(splits):
+    for codec, method in (("zlib", zipfile.ZIP_DEFLATED), ("none", zipfile.ZIP_STORED)):
+        blob = encode(splits, CompressConfig(codec=codec))
+        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+            assert {i.compress_type for i in zf.infolist()} == {method}
+
+
+def test_digits_compress_and_none_is_larger_than_zlib():
+    x, y = load_digits_images()
+    splits = {"train": (x[:1200], y[:1200]), "test": (x[1200:], y[1200:])}
+    zlib_blob = encode(splits, CompressConfig(codec="zlib"))
+    none_blob = encode(splits, CompressConfig(codec="none"))
+    assert raw_nbytes(splits) / len(zlib_blob) > 1
+    assert len(none_blob) > len(zlib_blob)
+
+
+def test_raw_nbytes_sums_every_array(splits):
+    assert raw_nbytes(splits) == 8 * 16 * 4 + 8 * 8 + 3 * 16 * 4 + 3 * 8

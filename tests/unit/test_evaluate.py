@@ -1,0 +1,158 @@
+"""greenpipe.evaluate: quality from logits; latency, throughput and energy with fakes."""
+
+from __future__ import annotations
+
+import contextlib
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from greenpipe.evaluate import speed
+from greenpipe.evaluate.quality import confusion, quality
+from greenpipe.evaluate.speed import energy_per_1k, latency_ms, throughput
+
+
+def _logits(pred: list[int], n_classes: int) -> np.ndarray:
+    out = np.zeros((len(pred), n_classes), dtype=np.float32)
+    out[np.arange(len(pred)), pred] = 3.0
+    return out
+
+
+# --- quality -------------------------------------------------------------------------------
+
+
+def test_quality_on_hand_made_logits():
+    # class 0: F1 1; class 1: P 1/2 R 1 -> 2/3; class 2: P 1 R 1/2 -> 2/3
+    q = quality(_logits([0, 1, 2, 1], 3), np.array([0, 1, 2, 2]))
+    assert q["accuracy"] == pytest.approx(0.75)
+    assert q["macro_f1"] == pytest.approx(7 / 9)
+
+
+def test_quality_perfect_and_all_wrong():
+    y = np.array([0, 1, 1, 0])
+    assert quality(_logits([0, 1, 1, 0], 2), y) == {"accuracy": 1.0, "macro_f1": 1.0}
+    assert quality(_logits([1, 0, 0, 1], 2), y) == {"accuracy": 0.0, "macro_f1": 0.0}
+
+
+def test_quality_empty_split_raises():
+    with pytest.raises(ValueError, match="empty"):
+        quality(np.zeros((0, 3)), np.zeros(0, dtype=np.int64))
+
+
+def test_confusion_counts_with_unseen_classes():
+    m = confusion(_logits([0, 1, 1, 2], 4), np.array([0, 1, 2, 2]), n_classes=4)
+    assert m.tolist() == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
+
+
+# --- speed ---------------------------------------------------------------------------------
+
+
+class FakePredict:
+    """Records every batch it is given."""
+
+    def __init__(self) -> None:
+        self.batches: list[np.ndarray] = []
+
+    def __call__(self, xb: np.ndarray):
+        self.batches.append(xb.copy())
+        return np.zeros((len(xb), 2))
+
+    @property
+    def samples(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+
+@pytest.fixture
+def x():
+    return np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
+
+
+def test_latency_calls_warmup_plus_runs_at_batch_size_one(x):
+    predict = FakePredict()
+    lat = latency_ms(predict, x, warmup=3, runs=12)
+    assert len(predict.batches) == 15
+    assert all(b.shape == (1, 1, 1, 1) for b in predict.batches)
+    # samples cycle through x
+    assert [int(b.ravel()[0]) for b in predict.batches[3:]] == [*range(10), 0, 1]
+    assert set(lat) == {"latency_p50_ms", "latency_p95_ms", "latency_mean_ms"}
+    assert 0 <= lat["latency_p50_ms"] <= lat["latency_p95_ms"]
+
+
+def test_throughput_predicts_n_samples_in_batches_after_a_warmup(x):
+    predict = FakePredict()
+    sps = throughput(predict, x, batch_size=4, n=30)
+    assert sps > 0
+    warm, *timed = predict.batches
+    assert len(warm) == 4
+    assert [len(b) for b in timed] == [4] * 7 + [2]
+    ids = np.concatenate([b.ravel() for b in timed]).astype(int)
+    assert ids.tolist() == [i % 10 for i in range(30)]
+
+
+def test_throughput_is_n_over_the_elapsed_time(x, monkeypatch):
+    clock = iter([100.0, 102.5])
+    monkeypatch.setattr(speed, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    assert throughput(FakePredict(), x, batch_size=5, n=50) == pytest.approx(20.0)
+
+
+def _fake_task(reading, names: list[str], inside: list[bool]):
+    @contextlib.contextmanager
+    def task(name):
+        names.append(name)
+        box: dict = {}
+        inside.append(True)
+        try:
+            yield box
+        finally:
+            inside.append(False)
+            if reading is not None:
+                box["reading"] = reading
+
+    return task
+
+
+def test_energy_per_1k_divides_the_task_energy_by_the_inferences(x):
+    predict, names, inside = FakePredict(), [], []
+    reading = SimpleNamespace(energy_kwh=2e-3, duration_s=1.5)
+    out = energy_per_1k(predict, x, 4, 100, _fake_task(reading, names, inside), "teacher", 0.0)
+    assert names == ["teacher"] and inside == [True, False]
+    assert out["inferences"] >= 100 and out["inferences"] == predict.samples
+    assert out["energy_per_1k_kwh"] == pytest.approx(2e-3 / out["inferences"] * 1000)
+    assert out["energy_loop_kwh"] == 2e-3 and out["energy_loop_s"] == 1.5
+
+
+def test_energy_per_1k_runs_inside_the_task(x):
+    state = {"open": False, "outside_calls": 0}
+
+    @contextlib.contextmanager
+    def task(name):
+        state["open"] = True
+        yield {}
+        state["open"] = False
+
+    def predict(xb):
+        state["outside_calls"] += not state["open"]
+
+    energy_per_1k(predict, x, 4, 50, task, "m", min_seconds=0.0)
+    assert state["outside_calls"] == 0
+
+
+def test_energy_per_1k_without_a_reading_gives_none(x):
+    predict = FakePredict()
+    out = energy_per_1k(predict, x, 8, 40, _fake_task(None, [], []), "m", min_seconds=0.0)
+    assert out == {"inferences": predict.samples, "energy_per_1k_kwh": None}
+    assert out["inferences"] >= 40
+
+
+def test_energy_per_1k_keeps_going_until_min_seconds(x, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(speed, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+
+    def predict(xb):
+        now[0] += 1.0  # every batch "takes" one second on the fake clock
+
+    reading = SimpleNamespace(energy_kwh=1e-3, duration_s=9.0)
+    out = energy_per_1k(predict, x, 4, 4, _fake_task(reading, [], []), "m", min_seconds=9.0)
+    assert out["inferences"] == 9 * 4
+    assert out["energy_per_1k_kwh"] == pytest.approx(1e-3 / 36 * 1000)

@@ -1,0 +1,140 @@
+"""greenpipe.tracking.energy: where each figure came from, readings, and one real CodeCarbon run."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from greenpipe.tracking.energy import EnergyMeter, EnergyReading, describe_sources
+
+
+def _hw(cls_name: str, **attrs):
+    """A stand-in for a CodeCarbon hardware object: only its class name and attributes count."""
+    return type(cls_name, (), attrs)()
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("intel_rapl", "measured:intel_rapl"),
+        ("windows_emi", "measured:windows_emi"),
+        ("intel_power_gadget", "measured:intel_power_gadget"),
+        ("cpu_load", "estimated:cpu_load"),
+        ("constant", "estimated:constant"),
+    ],
+)
+def test_cpu_mode(mode, expected):
+    src = describe_sources([_hw("CPU", _mode=mode)])
+    assert src == {"cpu": expected, "gpu": "absent", "ram": "absent"}
+
+
+def test_cpu_without_a_mode_is_estimated_unknown():
+    assert describe_sources([_hw("CPU")])["cpu"] == "estimated:unknown"
+
+
+def test_gpu_is_measured_and_ram_estimated():
+    src = describe_sources([_hw("RAM"), _hw("CPU", _mode="cpu_load"), _hw("GPU")])
+    assert src == {
+        "cpu": "estimated:cpu_load",
+        "gpu": "measured:nvml_energy_counter",
+        "ram": "estimated:ram_size_model",
+    }
+
+
+def test_nothing_is_absent_and_unknown_classes_are_ignored():
+    assert describe_sources([]) == {"cpu": "absent", "gpu": "absent", "ram": "absent"}
+    assert describe_sources([_hw("TPU"), _hw("CPUish", _mode="intel_rapl")]) == {
+        "cpu": "absent",
+        "gpu": "absent",
+        "ram": "absent",
+    }
+
+
+def test_apple_silicon_cpu_part_is_the_cpu():
+    hw = [
+        _hw("RAM"),
+        _hw("AppleSiliconChip", chip_part="CPU"),
+        _hw("AppleSiliconChip", chip_part="GPU"),
+    ]
+    src = describe_sources(hw)
+    assert src["cpu"].startswith("measured:")
+    assert src["gpu"].startswith("measured:")
+
+
+def test_raspberry_parts_are_not_absent():
+    src = describe_sources([_hw("Raspberry", chip_part="RAM"), _hw("Raspberry", chip_part="CPU")])
+    assert src["cpu"] != "absent" and src["ram"] != "absent"
+
+
+# --- EnergyReading -------------------------------------------------------------------------
+
+
+def _reading(energy_kwh: float, duration_s: float) -> EnergyReading:
+    return EnergyReading(
+        energy_kwh, energy_kwh / 2, 0.0, energy_kwh / 2, 1e-6, duration_s, 10.0, 0.0, 5.0
+    )
+
+
+def test_power_mean_is_energy_over_duration():
+    assert _reading(1e-3, 3.6).power_mean_w == pytest.approx(1000.0)
+    assert _reading(2e-6, 0.5).power_mean_w == pytest.approx(2e-6 * 3.6e6 / 0.5)
+    assert _reading(1e-3, 0.0).power_mean_w == 0.0
+
+
+def test_as_metrics_adds_power_mean():
+    m = _reading(1e-3, 3.6).as_metrics()
+    assert m["power_mean_w"] == pytest.approx(1000.0)
+    assert m["energy_kwh"] == 1e-3 and m["duration_s"] == 3.6 and m["ram_power_w"] == 5.0
+
+
+def test_from_codecarbon_maps_the_fields():
+    data = SimpleNamespace(
+        energy_consumed=3e-5,
+        cpu_energy=1e-5,
+        gpu_energy=0,
+        ram_energy=2e-5,
+        emissions=1.5e-6,
+        duration=4,
+        cpu_power=5.5,
+        gpu_power=0,
+        ram_power=20,
+    )
+    r = EnergyReading.from_codecarbon(data)
+    assert (r.energy_kwh, r.cpu_kwh, r.ram_kwh, r.gpu_kwh) == (3e-5, 1e-5, 2e-5, 0.0)
+    assert (r.emissions_kg, r.duration_s, r.cpu_power_w, r.ram_power_w) == (1.5e-6, 4.0, 5.5, 20.0)
+    assert isinstance(r.gpu_power_w, float)
+
+
+# --- real CodeCarbon -----------------------------------------------------------------------
+
+
+def _busy(seconds: float) -> float:
+    """CPU work for about `seconds` of wall clock; returns the time it took."""
+    t0 = time.perf_counter()
+    acc = 0
+    while time.perf_counter() - t0 < seconds:
+        acc += sum(i * i for i in range(10_000))
+    assert acc > 0
+    return time.perf_counter() - t0
+
+
+def test_real_codecarbon_task_inside_a_meter():
+    """Pins what CodeCarbon 3.3 gives us: task readings, the total, and tracker._hardware."""
+    meter = EnergyMeter("FRA", 1.0, "unit-test")
+    meter.start()
+    try:
+        with meter.task("work") as box:
+            task_s = _busy(1.5)
+    finally:
+        total = meter.stop()
+    task = box["reading"]
+    assert meter.tasks["work"] is task
+    assert task.energy_kwh > 0
+    assert total is not None
+    assert total.energy_kwh >= task.energy_kwh
+    assert total.duration_s >= task_s
+    src = meter.sources()
+    assert src["cpu"].startswith(("measured:", "estimated:")), src
+    assert set(src) == {"cpu", "gpu", "ram"}

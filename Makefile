@@ -14,7 +14,9 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# pip's "Location ... is ignored" notes about extra local indexes are noise: filter them
+	set -o pipefail; $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
+		| { grep -v "^WARNING: Location .* is ignored" || true; }
 	@touch $(STAMP)
 
 install: $(STAMP)

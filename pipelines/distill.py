@@ -9,24 +9,24 @@ from __future__ import annotations
 
 from greenpipe import artifacts
 from greenpipe.backends import get_backend
-from greenpipe.entry import load, main_of, stage_parser
+from greenpipe.entry import backend_of, backend_parser, load, main_of
 from greenpipe.errors import GreenpipeError
 from greenpipe.tracking.stage import stage_run
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = stage_parser("distill", __doc__)
+    p = backend_parser("distill", __doc__)
     p.add_argument("--data", default="data/dataset.npz")
-    p.add_argument("--teacher", default="models/torch/teacher.safetensors")
-    p.add_argument("--student-kd", default="models/torch/student_kd.safetensors")
-    p.add_argument("--student-scratch", default="models/torch/student_scratch.safetensors")
-    p.add_argument("--plots-kd", default="plots/distill_kd.csv")
-    p.add_argument("--plots-scratch", default="plots/distill_scratch.csv")
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--student-kd", required=True)
+    p.add_argument("--student-scratch", required=True)
+    p.add_argument("--plots-kd", required=True)
+    p.add_argument("--plots-scratch", required=True)
     args = p.parse_args(argv)
     params = load(args)
     cfg = params.distill
-    backend = get_backend(params.train.backend)
-    with stage_run("distill", params, args.metrics) as run:
+    backend = get_backend(backend_of(args, params))
+    with stage_run(f"distill@{backend.name}", params, args.metrics) as run:
         data = artifacts.load_dataset(args.data)
         teacher = backend.load(args.teacher)
         shape, n_classes = data["train"][0].shape[1:], teacher.meta["n_classes"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from greenpipe import artifacts
 from greenpipe.backends import get_backend
-from greenpipe.entry import load, main_of, stage_parser
+from greenpipe.entry import backend_of, backend_parser, load, main_of
 from greenpipe.evaluate.quality import quality
 from greenpipe.evaluate.speed import energy_per_1k, latency_ms, throughput
 from greenpipe.tracking.stage import stage_run
@@ -38,16 +38,16 @@ def evaluate_one(backend, model, x, y, cfg, task, name: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = stage_parser("evaluate", __doc__)
+    p = backend_parser("evaluate", __doc__)
     p.add_argument("--data", default="data/dataset.npz")
     p.add_argument(
         "--model", action="append", type=_model_arg, required=True, help="NAME=PATH, once per model"
     )
-    p.add_argument("--confusion", default="plots/confusion.csv")
+    p.add_argument("--confusion", required=True)
     args = p.parse_args(argv)
     params = load(args)
-    backend = get_backend(params.train.backend)
-    with stage_run("evaluate", params, args.metrics) as run:
+    backend = get_backend(backend_of(args, params))
+    with stage_run(f"evaluate@{backend.name}", params, args.metrics) as run:
         data = artifacts.load_dataset(args.data)
         x, y = data["test"]
         results, rows = {}, ["model,actual,predicted"]

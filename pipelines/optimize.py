@@ -6,20 +6,20 @@ from pathlib import Path
 
 from greenpipe import artifacts
 from greenpipe.backends import get_backend
-from greenpipe.entry import load, main_of, stage_parser
+from greenpipe.entry import backend_of, backend_parser, load, main_of
 from greenpipe.tracking.stage import stage_run
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = stage_parser("optimize", __doc__)
+    p = backend_parser("optimize", __doc__)
     p.add_argument("--data", default="data/dataset.npz")
-    p.add_argument("--model", default="models/torch/student_kd.safetensors")
-    p.add_argument("--out", default="models/torch/student_kd_int8.safetensors")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     params = load(args)
     cfg = params.optimize
-    backend = get_backend(params.train.backend)
-    with stage_run("optimize", params, args.metrics) as run:
+    backend = get_backend(backend_of(args, params))
+    with stage_run(f"optimize@{backend.name}", params, args.metrics) as run:
         data = artifacts.load_dataset(args.data)
         model = backend.load(args.model)
         qmodel = backend.quantize(model, data["train"][0], cfg)

@@ -30,10 +30,22 @@ def notes_for(stages: list[dict]) -> list[str]:
     return notes
 
 
+def read_model_metrics(folder: Path) -> dict[str, dict[str, dict]]:
+    """{backend: {stage: metrics}} from <folder>/<backend>/<stage>.json."""
+    return {
+        sub.name: {f.stem: artifacts.read_json(f) for f in sorted(sub.glob("*.json"))}
+        for sub in sorted(folder.iterdir())
+        if sub.is_dir()
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     p = stage_parser("report", __doc__)
     p.add_argument(
         "--stage-metrics", action="append", required=True, help="metrics JSON of a stage (repeat)"
+    )
+    p.add_argument(
+        "--model-metrics", required=True, help="folder of <backend>/<stage>.json (per framework)"
     )
     p.add_argument("--md", default="reports/report.md")
     p.add_argument("--html", default="reports/report.html")
@@ -42,7 +54,17 @@ def main(argv: list[str] | None = None) -> None:
     params = load(args)
     with stage_run("report", params, args.metrics) as run:
         metrics = {Path(m).stem: artifacts.read_json(m) for m in args.stage_metrics}
-        models = model_rows(metrics, params.report.total_inferences)
+        per_backend = read_model_metrics(Path(args.model_metrics))
+        models = sorted(
+            (
+                row
+                for m in per_backend.values()
+                for row in model_rows(m, params.report.total_inferences)
+            ),
+            key=lambda r: (r["model"], r["backend"]),
+        )
+        for backend, stage_metrics in per_backend.items():
+            metrics.update({f"{st}@{backend}": m for st, m in stage_metrics.items()})
         stages = stage_rows(metrics)
         notes = notes_for(stages)
         png = accuracy_energy_png(models)

@@ -6,20 +6,20 @@ import numpy as np
 
 from greenpipe import artifacts
 from greenpipe.backends import get_backend
-from greenpipe.entry import load, main_of, stage_parser
+from greenpipe.entry import backend_of, backend_parser, load, main_of
 from greenpipe.tracking.stage import stage_run
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = stage_parser("train", __doc__)
+    p = backend_parser("train", __doc__)
     p.add_argument("--data", default="data/dataset.npz")
-    p.add_argument("--model", default="models/torch/teacher.safetensors")
-    p.add_argument("--plots", default="plots/train.csv")
+    p.add_argument("--model", required=True)
+    p.add_argument("--plots", required=True)
     args = p.parse_args(argv)
     params = load(args)
     cfg = params.train
-    backend = get_backend(cfg.backend)
-    with stage_run("train", params, args.metrics) as run:
+    backend = get_backend(backend_of(args, params))
+    with stage_run(f"train@{backend.name}", params, args.metrics) as run:
         data = artifacts.load_dataset(args.data)
         backend.seed_everything(params.seed)
         x_train = data["train"][0]

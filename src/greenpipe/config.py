@@ -111,11 +111,20 @@ class FitConfig(_Section):
     patience: int = Field(5, ge=1, le=1000)
 
 
-class TrainConfig(FitConfig):
-    """train: the teacher."""
+BackendName = Literal["torch", "tensorflow"]
 
-    backend: Literal["torch"] = "torch"
+
+class TrainConfig(FitConfig):
+    """train: the teacher; `backends` lists the frameworks dvc.yaml runs (one foreach item each)."""
+
+    backends: tuple[BackendName, ...] = Field(("torch", "tensorflow"), min_length=1)
     model: ModelArch = ModelArch()
+
+    @model_validator(mode="after")
+    def _unique_backends(self) -> TrainConfig:
+        if len(set(self.backends)) != len(self.backends):
+            raise ValueError(f"train.backends lists a framework twice: {list(self.backends)}")
+        return self
 
 
 class DistillConfig(FitConfig):

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 
 from greenpipe.config import Params, load_params
-from greenpipe.errors import run_main
+from greenpipe.errors import UsageError, run_main
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -18,6 +18,21 @@ def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     p.add_argument("--metrics", default=f"metrics/{stage}.json", help="metrics JSON for DVC")
     return p
+
+
+def backend_parser(stage: str, description: str) -> argparse.ArgumentParser:
+    """A stage parser for the per-framework stages (dvc.yaml foreach over train.backends)."""
+    p = stage_parser(stage, description)
+    p.add_argument("--backend", required=True, help="framework: one of train.backends")
+    return p
+
+
+def backend_of(args: argparse.Namespace, params: Params) -> str:
+    """The --backend argument, checked against train.backends (a usage error otherwise)."""
+    if args.backend not in params.train.backends:
+        raise UsageError(f"--backend {args.backend!r} is not in train.backends "
+                         f"{list(params.train.backends)}; add it there or pick one of those")
+    return args.backend
 
 
 def load(args: argparse.Namespace) -> Params:

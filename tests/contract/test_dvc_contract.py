@@ -13,8 +13,25 @@ from greenpipe.config import Params, load_params
 
 ROOT = Path(__file__).resolve().parents[2]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-STAGES = DVC["stages"]
 RAW_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+ALL_BACKENDS = ["torch", "tensorflow"]
+
+
+def _expand(stages: dict) -> dict:
+    """foreach stages resolved for every framework (not only the ones params.yaml enables)."""
+    out = {}
+    for name, spec in stages.items():
+        if "foreach" in spec:
+            assert spec["foreach"] == "${train.backends}", f"{name}: foreach over train.backends"
+            for item in ALL_BACKENDS:
+                text = yaml.safe_dump(spec["do"]).replace("${item}", item)
+                out[f"{name}@{item}"] = yaml.safe_load(text)
+        else:
+            out[name] = spec
+    return out
+
+
+STAGES = _expand(DVC["stages"])
 
 
 def _paths(entries) -> list[str]:
@@ -57,7 +74,7 @@ def test_stage_params_exist_and_build_config(stage):
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_entry_point_exists_and_is_first_dep(stage):
     cmd = shlex.split(STAGES[stage]["cmd"])
-    assert cmd[:2] == ["python", f"pipelines/{stage}.py"]
+    assert cmd[:2] == ["python", f"pipelines/{stage.split('@')[0]}.py"]
     assert (ROOT / cmd[1]).is_file()
     assert cmd[1] in _paths(STAGES[stage]["deps"])
 
@@ -69,7 +86,12 @@ def test_cmd_paths_match_declared_deps_and_outs(stage):
     for kind in ("deps", "outs", "metrics", "plots"):
         declared |= set(_paths(spec.get(kind)))
     args = shlex.split(spec["cmd"])[2:]
-    values = [a.split("=", 1)[-1] for a in args if not a.startswith("--")]
+    flags_with_names = {"--backend"}
+    values = [
+        a.split("=", 1)[-1]
+        for prev, a in zip(["", *args[:-1]], args, strict=True)
+        if not a.startswith("--") and prev not in flags_with_names
+    ]
     for v in values:
         assert v in declared, f"{stage}: '{v}' in cmd is not a declared dep/out/metric/plot"
     data_like = [p for p in declared if not re.match(r"(pipelines|src)/", p)]
@@ -87,9 +109,17 @@ def test_metrics_and_plots_are_not_cached(stage):
 
 def test_every_entry_point_is_a_stage():
     scripts = {p.stem for p in (ROOT / "pipelines").glob("*.py") if not p.stem.startswith("_")}
-    assert scripts == set(STAGES)
+    assert scripts == {s.split("@")[0] for s in STAGES}
 
 
 def test_stage_metrics_file_is_named_after_stage():
     for stage, spec in STAGES.items():
-        assert f"metrics/{stage}.json" in _paths(spec.get("metrics"))
+        name, _, backend = stage.partition("@")
+        want = f"metrics/models/{backend}/{name}.json" if backend else f"metrics/{name}.json"
+        assert want in _paths(spec.get("metrics"))
+
+
+def test_per_framework_stages_pass_their_backend():
+    for stage, spec in STAGES.items():
+        if "@" in stage:
+            assert f"--backend {stage.split('@')[1]}" in spec["cmd"]

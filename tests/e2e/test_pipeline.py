@@ -13,17 +13,20 @@ import yaml
 
 pytestmark = pytest.mark.e2e
 
-STAGES = [
-    "prepare",
-    "clean",
-    "augment",
-    "compress",
-    "train",
-    "distill",
-    "optimize",
-    "evaluate",
-    "report",
-]
+DATA_STAGES = ["prepare", "clean", "augment", "compress"]
+MODEL_STAGES = ["train", "distill", "optimize", "evaluate"]
+MODELS = {"teacher", "student_scratch", "student_kd", "student_kd_int8"}
+
+
+def stages_of(backends: list[str]) -> list[str]:
+    """Every stage DVC expands, in order (foreach stages once per framework)."""
+    model = [f"{s}@{b}" for s in MODEL_STAGES for b in backends]
+    return [*DATA_STAGES, *model, "report"]
+
+
+def _metrics_path(stage: str) -> str:
+    name, _, backend = stage.partition("@")
+    return f"metrics/models/{backend}/{name}.json" if backend else f"metrics/{name}.json"
 
 
 def _parents(runs, driver: str | None = None):
@@ -47,34 +50,40 @@ def _assert_stage_runs(children, stages):
 
 
 def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
+    backends = workspace.params()["train"]["backends"]
+    stages = stages_of(backends)
     workspace.run("dvc", "repro")
     lock = yaml.safe_load((workspace.path / "dvc.lock").read_text())
-    assert sorted(lock["stages"]) == sorted(STAGES)
-    for stage in STAGES:
-        m = json.loads((workspace.path / "metrics" / f"{stage}.json").read_text())
-        assert m["energy"]["energy_kwh"] > 0
-    ev = json.loads((workspace.path / "metrics/evaluate.json").read_text())["models"]
-    assert set(ev) == {"teacher", "student_scratch", "student_kd", "student_kd_int8"}
-    for name, m in ev.items():
-        assert 0.5 < m["accuracy"] <= 1.0, name
-        assert m["latency_p50_ms"] <= m["latency_p95_ms"]
-        assert m["energy_per_1k_kwh"] > 0
-    assert ev["student_kd_int8"]["size_bytes"] < ev["student_kd"]["size_bytes"]
-
+    assert sorted(lock["stages"]) == sorted(stages)
+    for stage in stages:
+        m = json.loads((workspace.path / _metrics_path(stage)).read_text())
+        assert m["energy"]["energy_kwh"] > 0, stage
     runs = workspace.runs()
     parents = _parents(runs, "dvc")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    _assert_stage_runs(_children(runs, parents[0].info.run_id), STAGES)
-    assert parents[0].data.metrics["evaluate/models/teacher/accuracy"] == pytest.approx(
-        ev["teacher"]["accuracy"]
-    )
-    train = next(r for r in runs if r.info.run_name == "train")
-    assert train.data.params["train.epochs"] == "4"
-    assert "dvc.deps/data/dataset.npz" in train.data.tags
+    _assert_stage_runs(_children(runs, parents[0].info.run_id), stages)
+    for backend in backends:
+        ev = json.loads((workspace.path / _metrics_path(f"evaluate@{backend}")).read_text())
+        ev = ev["models"]
+        assert set(ev) == MODELS
+        for name, m in ev.items():
+            assert 0.5 < m["accuracy"] <= 1.0, (backend, name)
+            assert m["latency_p50_ms"] <= m["latency_p95_ms"]
+            assert m["energy_per_1k_kwh"] > 0
+            assert m["backend"] == backend
+        assert ev["student_kd_int8"]["size_bytes"] < ev["student_kd"]["size_bytes"]
+        key = f"evaluate/{backend}/models/teacher/accuracy"
+        assert parents[0].data.metrics[key] == pytest.approx(ev["teacher"]["accuracy"])
+        train = next(r for r in runs if r.info.run_name == f"train@{backend}")
+        assert train.data.params["train.epochs"] == "4"
+        assert "dvc.deps/data/dataset.npz" in train.data.tags
+        assert f"dvc.outs/models/{backend}/teacher.model" in train.data.tags
 
     html = (workspace.path / "reports/report.html").read_text()
     assert html.count("<table") == 2 and "data:image/png;base64," in html
-    assert "student_kd_int8" in (workspace.path / "reports/report.md").read_text()
+    report_md = (workspace.path / "reports/report.md").read_text()
+    for backend in backends:
+        assert f"| student_kd_int8 | {backend} |" in report_md
     assert (workspace.path / "reports/accuracy_energy.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -89,15 +98,19 @@ def test_prefect_flow_runs_changed_stages_and_caches_the_rest(workspace):
     raw = workspace.params()
     raw["train"]["epochs"] = 3
     workspace.write_params(raw)
+    stages = stages_of(raw["train"]["backends"])
+    changed = [s for s in stages if s not in DATA_STAGES]
     proc = workspace.run("greenpipe", "run")
-    assert "ran 5 stage(s), 4 cached" in proc.stderr
+    assert f"ran {len(changed)} stage(s), {len(DATA_STAGES)} cached" in proc.stderr
     parents = _parents(workspace.runs(), "prefect")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     stages_tag = parents[0].data.tags["greenpipe.stages"]
-    assert "prepare=Cached" in stages_tag and "train=Completed" in stages_tag
-    _assert_stage_runs(_children(workspace.runs(), parents[0].info.run_id), STAGES[4:])
+    assert "prepare=Cached" in stages_tag and "report=Completed" in stages_tag
+    _assert_stage_runs(_children(workspace.runs(), parents[0].info.run_id), changed)
     lock = yaml.safe_load((workspace.path / "dvc.lock").read_text())
-    assert lock["stages"]["train"]["params"]["params.yaml"]["train"]["epochs"] == 3
+    for backend in raw["train"]["backends"]:
+        locked = lock["stages"][f"train@{backend}"]["params"]["params.yaml"]
+        assert locked["train.epochs"] == 3
 
 
 def test_dvc_exp_run_with_set_param_is_listed_with_metrics(workspace):

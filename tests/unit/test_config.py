@@ -175,3 +175,30 @@ def test_load_params_unknown_nested_key_from_file(tmp_path):
     f.write_text("train:\n  epochz: 10\n")
     with pytest.raises(ConfigError, match=r"unknown key 'train\.epochz'"):
         load_params(f)
+
+
+def test_backends_must_be_known_and_unique():
+    from greenpipe.config import ConfigError, validate_params
+
+    assert validate_params({"train": {"backends": ["tensorflow"]}}).train.backends == (
+        "tensorflow",
+    )
+    with pytest.raises(ConfigError, match="train.backends"):
+        validate_params({"train": {"backends": ["jax"]}})
+    with pytest.raises(ConfigError, match="twice"):
+        validate_params({"train": {"backends": ["torch", "torch"]}})
+    with pytest.raises(ConfigError, match="train.backends"):
+        validate_params({"train": {"backends": []}})
+
+
+def test_backend_argument_must_be_listed_in_params():
+    import argparse
+
+    from greenpipe.config import Params
+    from greenpipe.entry import backend_of
+    from greenpipe.errors import UsageError
+
+    params = Params.model_validate({"train": {"backends": ["torch"]}})
+    assert backend_of(argparse.Namespace(backend="torch"), params) == "torch"
+    with pytest.raises(UsageError, match="tensorflow"):
+        backend_of(argparse.Namespace(backend="tensorflow"), params)

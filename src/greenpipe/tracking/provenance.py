@@ -94,7 +94,12 @@ def stage_spec(root: Path, stage: str) -> dict[str, Any]:
         spec = yaml.safe_load((root / "dvc.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
         return {}
-    return (spec.get("stages") or {}).get(stage.split("@")[0], {}) or {}
+    name, _, key = stage.partition("@")
+    entry = (spec.get("stages") or {}).get(name, {}) or {}
+    if "do" in entry and key:  # foreach stage: resolve the template for this item
+        text = yaml.safe_dump(entry["do"]).replace("${item}", key).replace("${key}", key)
+        return yaml.safe_load(text)
+    return entry
 
 
 def _paths(entries: list[Any]) -> list[str]:

@@ -98,7 +98,8 @@ def _finish(client, run: StageRun, reading: EnergyReading | None, owns_parent: b
         for k, v in child_metrics.items()
     }
     staged = _numeric(prov.flatten({**run.metrics, "energy": energy}, ""))
-    prefixed = {f"{run.stage}/{k.replace('.', '/')}": v for k, v in staged.items()}
+    prefix = run.stage.replace("@", "/")  # MLflow keys cannot hold "@": train@torch -> train/torch
+    prefixed = {f"{prefix}/{k.replace('.', '/')}": v for k, v in staged.items()}
     runs.log_metrics(client, run.run_id, {**child_metrics, **prefixed})
     runs.log_metrics(client, run.parent_id, prefixed)
     for comp, src in sources.items():
@@ -141,4 +142,11 @@ def stage_run(
     if metrics_path is not None:
         block = {**run.metrics, "energy": energy_metrics(reading, meter.sources())}
         artifacts.write_json(metrics_path, block)
-    _finish(client, run, reading, owns_parent)
+    try:
+        _finish(client, run, reading, owns_parent)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.set_terminated(run_id, "FAILED")
+            if owns_parent:
+                client.set_terminated(parent, "FAILED")
+        raise

@@ -30,8 +30,10 @@ def backend_parser(stage: str, description: str) -> argparse.ArgumentParser:
 def backend_of(args: argparse.Namespace, params: Params) -> str:
     """The --backend argument, checked against train.backends (a usage error otherwise)."""
     if args.backend not in params.train.backends:
-        raise UsageError(f"--backend {args.backend!r} is not in train.backends "
-                         f"{list(params.train.backends)}; add it there or pick one of those")
+        raise UsageError(
+            f"--backend {args.backend!r} is not in train.backends "
+            f"{list(params.train.backends)}; add it there or pick one of those"
+        )
     return args.backend
 
 

@@ -9,6 +9,7 @@ from greenpipe.errors import GreenpipeError
 
 _BACKENDS = {
     "torch": "greenpipe.backends.torch:TorchBackend",
+    "tensorflow": "greenpipe.backends.tensorflow:TensorFlowBackend",
 }
 _cache: dict[str, Backend] = {}
 

@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads its C++ logging
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 
 class HintonKD:
@@ -28,7 +28,7 @@ class HintonKD:
         self.t, self.alpha = float(temperature), float(alpha)
 
     def __call__(self, z_s: tf.Tensor, z_t: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-        """The scalar loss for student logits `z_s`, teacher logits `z_t` (N, classes), labels `y`."""
+        """Scalar loss for student logits `z_s`, teacher logits `z_t` (N, classes), labels `y`."""
         z_s, z_t = tf.cast(z_s, tf.float32), tf.cast(z_t, tf.float32)
         log_p_s = tf.nn.log_softmax(z_s / self.t, axis=1)
         log_p_t = tf.nn.log_softmax(z_t / self.t, axis=1)

@@ -15,9 +15,7 @@ from greenpipe.config import ModelArch
 MODEL_NAME = "greenpipe_smallcnn"
 
 
-def build_cnn(
-    arch: ModelArch, input_shape: tuple[int, ...], n_classes: int
-) -> keras.Model:
+def build_cnn(arch: ModelArch, input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
     """conv3x3-ReLU-maxpool blocks, then dropout, one hidden dense layer and float32 logits.
 
     A block pools only while the feature map is at least 2x2, as in the torch model. The

@@ -1,0 +1,167 @@
+"""The TensorFlow/Keras backend: CNN teacher/student, early-stopped training, KD, TFLite int8.
+
+Float models are `keras.Model`s carrying a `.meta` dict and are saved as one `.keras` file
+(loaded with Keras' safe mode, so loading cannot run code); `.meta` is read back off the
+layers. Quantized models are `TFLiteModel`s saved as one `.tflite` flatbuffer with `.meta`
+embedded as TFLite metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads its C++ logging
+
+import random
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from greenpipe.backends.base import History
+from greenpipe.backends.tensorflow import quantize as q
+from greenpipe.backends.tensorflow.loops import cross_entropy, predictor, train_loop
+from greenpipe.backends.tensorflow.models import (
+    MODEL_NAME,
+    build_cnn,
+    meta_of,
+    param_count,
+)
+from greenpipe.backends.tensorflow.serialize import save_keras
+from greenpipe.config import DistillConfig, FitConfig, ModelArch, OptimizeConfig
+from greenpipe.distill.kd_tensorflow import build_loss
+from greenpipe.errors import GreenpipeError
+
+Model = keras.Model | q.TFLiteModel
+
+
+def _bad_file(path: Path, why: str) -> GreenpipeError:
+    return GreenpipeError(f"cannot load model '{path}' ({why}); re-run the stage that writes it")
+
+
+class TensorFlowBackend:
+    """Keras on a GPU (mixed float16 with float32 logits) when one is visible, else the CPU."""
+
+    name = "tensorflow"
+
+    def __init__(self) -> None:
+        self._gpus = tf.config.list_physical_devices("GPU")
+        self._seed = 0
+        if self._gpus:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+
+    def device(self) -> dict[str, Any]:
+        gpu = bool(self._gpus)
+        details = tf.config.experimental.get_device_details(self._gpus[0]) if gpu else {}
+        return {
+            "backend": "tensorflow",
+            "framework_version": tf.__version__,
+            "device": "gpu" if gpu else "cpu",
+            "device_name": details.get("device_name", "gpu") if gpu else "cpu",
+            "mixed_precision": gpu,
+            "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+        }
+
+    def seed_everything(self, seed: int) -> None:
+        """Seed Python, NumPy, TensorFlow and Keras; deterministic kernels (op determinism)."""
+        self._seed = seed
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        keras.utils.set_random_seed(seed % 2**32)
+        tf.config.experimental.enable_op_determinism()
+
+    def build(self, arch: ModelArch, input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
+        """The Keras `SmallCNN`; initial weights depend only on the seed, as in torch."""
+        keras.utils.set_random_seed(self._seed % 2**32)
+        return build_cnn(arch, tuple(int(d) for d in input_shape), int(n_classes))
+
+    def fit(self, model: keras.Model, data: dict, cfg: FitConfig, desc: str) -> History:
+        return train_loop(model, data, cfg, self._seed, desc, cross_entropy, mixed=bool(self._gpus))
+
+    def distill(self, student, teacher, data: dict, cfg: DistillConfig, desc: str) -> History:
+        """Hinton KD; the teacher's train-split logits are computed once (it is frozen)."""
+        loss = build_loss("hinton", temperature=cfg.temperature, alpha=cfg.alpha)
+        z_t = self.predict(teacher, data["train"][0], batch_size=512)
+        return train_loop(
+            student, data, cfg, self._seed, desc, loss, aux=z_t, mixed=bool(self._gpus)
+        )
+
+    def predict(self, model: Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Logits (N, classes) as float32 NumPy, in inference mode."""
+        x = np.asarray(x, dtype=np.float32)
+        run = model if isinstance(model, q.TFLiteModel) else predictor(model)
+        outs = [
+            np.asarray(run(x[i : i + batch_size]), dtype=np.float32)
+            for i in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(outs) if outs else np.zeros((0, model.meta["n_classes"]), np.float32)
+
+    def quantize(self, model: keras.Model, calib_x: np.ndarray, cfg: OptimizeConfig):
+        """int8 TFLite model calibrated on the first cfg.calibration_samples of calib_x."""
+        if isinstance(model, q.TFLiteModel):
+            raise GreenpipeError("the model is already int8; quantize the float .keras model")
+        meta = {**model.meta, "quantized": cfg.quantization}
+        flat = q.convert(model, calib_x[: cfg.calibration_samples], cfg.quantization)
+        return q.TFLiteModel(q.embed_meta(flat, meta), meta)
+
+    def save(self, model: Model, path: Path) -> None:
+        """One file: the TFLite flatbuffer for int8 models, else a byte-reproducible `.keras`
+        archive (written under a `.keras` name, as Keras requires, then moved to `path`)."""
+        path = Path(path)
+        if isinstance(model, q.TFLiteModel):
+            path.write_bytes(model.flatbuffer)
+        elif path.suffix == ".keras":
+            save_keras(model, path)
+        else:
+            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+                staged = Path(tmp) / "model.keras"
+                save_keras(model, staged)
+                os.replace(staged, path)
+
+    def load(self, path: Path) -> Model:
+        """The model in `path`, recognised by content (TFLite flatbuffer or Keras zip)."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            why = "no such file" if isinstance(exc, FileNotFoundError) else exc.__class__.__name__
+            raise _bad_file(path, why) from None
+        if raw[4:8] == b"TFL3":  # the TFLite flatbuffer file identifier
+            return self._load_tflite(path, raw)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                # Keras picks the format by suffix: read the archive under a .keras name
+                staged = Path(tmp) / "model.keras"
+                staged.write_bytes(raw)
+                model = keras.saving.load_model(staged, compile=False, safe_mode=True)
+        except Exception as exc:  # zip, JSON, HDF5 or config errors
+            why = f"not a readable .keras archive: {exc.__class__.__name__}"
+            raise _bad_file(path, why) from None
+        if not isinstance(model, keras.Model) or model.name != MODEL_NAME:
+            raise _bad_file(path, "not a greenpipe tensorflow model")
+        model.meta = meta_of(model)
+        return model
+
+    def _load_tflite(self, path: Path, raw: bytes) -> q.TFLiteModel:
+        try:
+            meta = q.read_meta(raw)
+            model = q.TFLiteModel(raw, meta) if meta else None
+        except Exception:  # struct/flatbuffer errors of a truncated or corrupt file
+            raise _bad_file(path, "truncated or corrupt TFLite file") from None
+        if model is None:
+            raise _bad_file(path, "a TFLite file without greenpipe metadata")
+        return model
+
+    def count_params(self, model: Model) -> int:
+        """Weights and biases. An int8 model has as many as the float model it came from
+        (quantization drops none), computed from its `.meta` architecture."""
+        if isinstance(model, q.TFLiteModel):
+            m = model.meta
+            return param_count(ModelArch(**m["arch"]), tuple(m["input_shape"]), m["n_classes"])
+        return int(model.count_params())
+
+    def file_suffix(self, quantized: bool) -> str:
+        return ".tflite" if quantized else ".keras"

@@ -30,6 +30,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dest.parent.glob(f".{dest.stem}.*.tmp{dest.suffix}"):
+        stale.unlink(missing_ok=True)  # left by a killed run; never renamed, never "finished"
     fd, tmp = tempfile.mkstemp(
         prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent
     )

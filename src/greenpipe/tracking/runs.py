@@ -56,11 +56,44 @@ def check_reachable(uri: str) -> None:
 
 
 def client_for(uri: str):
+    import logging
+
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    # store creation and migrations log at INFO: keep stderr for the one-line errors
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    return RetryingClient(MlflowClient(tracking_uri=uri))
+
+
+class RetryingClient:
+    """An MlflowClient whose calls retry, with backoff, while SQLite says "database is locked".
+
+    Several experiments writing to one SQLite store at once make SQLite refuse a write now and
+    then; retrying loses nothing, where giving up would lose a run or a metric.
+    """
+
+    def __init__(self, client, attempts: int = 10, delay_s: float = 0.1) -> None:
+        self._client, self._attempts, self._delay = client, attempts, delay_s
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            for attempt in range(self._attempts):
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as exc:
+                    locked = "database is locked" in str(exc).lower()
+                    if not locked or attempt == self._attempts - 1:
+                        raise
+                    time.sleep(self._delay * 2**attempt)
+            return None
+
+        return call
 
 
 def ensure_experiment(client, name: str, artifact_root: Path) -> str:

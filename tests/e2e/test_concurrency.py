@@ -32,12 +32,11 @@ WORKER = textwrap.dedent(
     os.environ[runs.PARENT_ENV] = parent  # as `greenpipe run` does for its stages
     for stage in ("alpha", "beta"):
         with stage_run(stage, params, f"metrics/{stage}-{i}.json", root=Path.cwd()) as run:
-            run.log_metrics({f"m{j}": float(i * 1000 + j) for j in range(%d)})
+            run.log_metrics({f"m{j}": float(i * 1000 + j) for j in range(N_METRICS)})
             run.log_metrics({"worker": i})
     client.set_terminated(parent, "FINISHED")
     """
-    % N_METRICS
-)
+).replace("N_METRICS", str(N_METRICS))
 
 
 def test_four_writers_lose_nothing(tmp_path):
@@ -50,8 +49,16 @@ def test_four_writers_lose_nothing(tmp_path):
     env["MLFLOW_TRACKING_URI"] = uri
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    procs = [subprocess.Popen([sys.executable, str(script), str(i)], cwd=tmp_path, env=env,
-                              stderr=subprocess.PIPE, text=True) for i in range(N_PROC)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(i)],
+            cwd=tmp_path,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(N_PROC)
+    ]
     errors = [p.communicate(timeout=600)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errors
 

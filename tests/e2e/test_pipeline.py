@@ -127,6 +127,24 @@ def test_dvc_exp_run_with_set_param_is_listed_with_metrics(workspace):
     assert len(exp_parents) == 1
 
 
+def test_verify_reruns_and_finds_a_tampered_record(workspace):
+    proc = workspace.run("greenpipe", "verify", "compress", "train@torch")
+    assert "verified: outputs and result metrics are identical" in proc.stdout
+    assert "metrics/models/torch/train.json:energy.energy_kwh" in proc.stdout  # spread shown
+    lock_path = workspace.path / "dvc.lock"
+    original = lock_path.read_text()
+    lock = yaml.safe_load(original)
+    out = next(o for o in lock["stages"]["compress"]["outs"] if o["path"] == "data/dataset.npz")
+    out["md5"] = "0" * 32
+    lock_path.write_text(yaml.safe_dump(lock, sort_keys=False))
+    try:
+        proc = workspace.run("greenpipe", "verify", "compress", check=False)
+    finally:
+        lock_path.write_text(original)
+    assert proc.returncode == 1
+    assert "data/dataset.npz differs" in proc.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize(
     "patch, needle",
     [

@@ -75,3 +75,18 @@ def test_digits_compress_and_none_is_larger_than_zlib():
 
 def test_raw_nbytes_sums_every_array(splits):
     assert raw_nbytes(splits) == 8 * 16 * 4 + 8 * 8 + 3 * 16 * 4 + 3 * 8
+
+
+def test_same_data_gives_same_bytes(monkeypatch):
+    """DVC hashes the container: a re-run must not change it (no timestamps inside)."""
+    import time as _time
+
+    from greenpipe.config import CompressConfig
+    from greenpipe.data.compress import encode
+
+    rng = np.random.default_rng(0)
+    splits = {"train": (rng.random((6, 8, 8, 1), dtype=np.float32), np.arange(6))}
+    first = encode(splits, CompressConfig())
+    real = _time.localtime
+    monkeypatch.setattr(_time, "localtime", lambda *a: real(_time.time() + 86400 * 400))
+    assert encode(splits, CompressConfig()) == first

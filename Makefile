@@ -32,6 +32,10 @@ run: install
 test: install
 	$(BIN)/pytest -q
 
+## bench: benchmarks that measure ratios side by side (see benchmarks/)
+bench: install
+	@for b in benchmarks/sweep_parallel.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
 lint: install
 	$(BIN)/ruff check src pipelines flows tests
 	$(BIN)/ruff format --check src pipelines flows tests

@@ -117,7 +117,7 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
     env = stage_env(parent, uri)
     task_opts = {
         "retries": params.orchestration.retries,
-        "retry_delay_seconds": params.orchestration.retry_delay_s,
+        "retry_delay_seconds": params.orchestration.retry_delays() or 0,
     }
     outcome: dict[str, str] = {}
     status = "FAILED"
@@ -137,3 +137,17 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
         client.set_tag(parent, "greenpipe.stages", ",".join(f"{k}={v}" for k, v in outcome.items()))
         client.set_terminated(parent, status)
     return outcome
+
+
+def serve(root: str, name: str, cron: str | None) -> None:
+    """Serve the experiment flow as a deployment (blocking): runs on `cron` and on demand.
+
+    Needs a Prefect server (PREFECT_API_URL); the runs appear in its UI with one task per stage.
+    """
+    experiment.serve(
+        name=name,
+        cron=cron,
+        parameters={"root": root},
+        description="greenpipe experiment: every dvc.yaml stage through DVC, energy per stage",
+        tags=["greenpipe"],
+    )

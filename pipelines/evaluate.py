@@ -1,5 +1,6 @@
-"""evaluate: accuracy, macro-F1, size, latency, throughput and energy per 1,000 inferences
-of every model on the test split, all through the same code path."""
+"""evaluate: accuracy and macro-F1 (with bootstrap intervals), size, latency at batch 1 and at
+a larger batch, throughput, peak memory and energy per 1,000 inferences (mean and spread over
+repeats) of every model on the test split, all through the same code path."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 from greenpipe import artifacts
 from greenpipe.backends import get_backend
 from greenpipe.entry import backend_of, backend_parser, load, main_of
-from greenpipe.evaluate.quality import quality
-from greenpipe.evaluate.speed import energy_per_1k, latency_ms, throughput
+from greenpipe.evaluate.memory import peak_memory
+from greenpipe.evaluate.quality import bootstrap_ci, quality
+from greenpipe.evaluate.speed import energy_per_1k_repeated, latency_ms, throughput
 from greenpipe.tracking.stage import stage_run
 
 
@@ -20,17 +22,26 @@ def _model_arg(text: str) -> tuple[str, str]:
     return name, path
 
 
-def evaluate_one(backend, model, x, y, cfg, task, name: str) -> dict:
+def evaluate_one(backend, model, x, y, cfg, task, name: str, seed: int) -> tuple[dict, object]:
     def predict(xb):
         return backend.predict(model, xb, batch_size=max(len(xb), 1))
 
     logits = backend.predict(model, x)
     out = quality(logits, y)
+    out.update(bootstrap_ci(y, logits.argmax(1), cfg.bootstrap_samples, cfg.confidence, seed))
     out.update(latency_ms(predict, x, cfg.warmup, cfg.latency_runs))
+    out.update(latency_ms(predict, x, cfg.warmup, cfg.latency_runs, cfg.latency_batch_size))
     out["throughput_sps"] = throughput(predict, x, cfg.throughput_batch_size, 4 * len(x))
     out.update(
-        energy_per_1k(
-            predict, x, cfg.throughput_batch_size, cfg.energy_inferences, task, f"infer_{name}"
+        energy_per_1k_repeated(
+            predict,
+            x,
+            cfg.throughput_batch_size,
+            cfg.energy_inferences,
+            task,
+            f"infer_{name}",
+            cfg.energy_repeats,
+            cfg.energy_min_seconds,
         )
     )
     out["params"] = backend.count_params(model)
@@ -46,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--confusion", required=True)
     args = p.parse_args(argv)
     params = load(args)
+    cfg = params.evaluate
     backend = get_backend(backend_of(args, params))
     with stage_run(f"evaluate@{backend.name}", params, args.metrics) as run:
         data = artifacts.load_dataset(args.data)
@@ -53,9 +65,11 @@ def main(argv: list[str] | None = None) -> None:
         results, rows = {}, ["model,actual,predicted"]
         for name, path in args.model:
             model = backend.load(path)
-            res, logits = evaluate_one(backend, model, x, y, params.evaluate, run.meter.task, name)
+            res, logits = evaluate_one(backend, model, x, y, cfg, run.meter.task, name, params.seed)
             res["size_bytes"] = Path(path).stat().st_size
             res["backend"] = backend.name
+            if cfg.peak_memory:
+                res.update(peak_memory(backend.name, path, x, cfg.throughput_batch_size))
             results[name] = res
             rows += [f"{name},{a},{b}" for a, b in zip(y, logits.argmax(1), strict=True)]
         artifacts.write_text(args.confusion, "\n".join(rows) + "\n")

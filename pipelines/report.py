@@ -1,5 +1,7 @@
-"""report: Markdown and HTML report with every model and every stage's energy, plus a PNG plot
-of accuracy against energy; all logged to MLflow as artifacts."""
+"""report: Markdown and HTML report of one experiment (every model with its flags, the
+efficiency targets, distillation charged with the teacher's energy, optimization before and
+after, every stage's energy) and a PNG plot of accuracy against energy; all logged to MLflow
+as artifacts."""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ from pathlib import Path
 
 from greenpipe import artifacts
 from greenpipe.entry import load, main_of, stage_parser
+from greenpipe.report import columns as col
+from greenpipe.report.distillation import distillation_rows
+from greenpipe.report.optimization import add_flags, optimization_rows
 from greenpipe.report.plot import accuracy_energy_png
-from greenpipe.report.render import html_page, markdown
+from greenpipe.report.render import Table, html_page, markdown
 from greenpipe.report.tables import model_rows, stage_rows
+from greenpipe.report.targets import target_notes, target_rows
 from greenpipe.tracking.stage import stage_run
 
 
@@ -23,9 +29,14 @@ def notes_for(stages: list[dict]) -> list[str]:
         "not smoothed."
     )
     notes.append(
-        "kWh to obtain = own training energy, plus the teacher's for distilled "
-        "students, plus quantization for int8 models. The report stage's own energy "
-        "is in metrics/report.json, not in this table."
+        "kWh to obtain = own training energy plus everything upstream: the teacher's training "
+        "for distilled students, plus pruning (with its fine-tuning) and quantization for "
+        "optimized models. The report stage's own energy is in metrics/report.json."
+    )
+    notes.append(
+        "flag: an optimized model that is not at least 5% smaller, or not at least 5% faster "
+        "(median latency at batch 1 and at the larger batch) than the model it came from, "
+        "is flagged, not counted as a gain."
     )
     return notes
 
@@ -37,6 +48,32 @@ def read_model_metrics(folder: Path) -> dict[str, dict[str, dict]]:
         for sub in sorted(folder.iterdir())
         if sub.is_dir()
     }
+
+
+def build_tables(per_backend: dict, stage_metrics: dict, total_inferences: int) -> list[Table]:
+    """The report's tables from {backend: {stage: metrics}} and the data stages' metrics."""
+    models = [r for m in per_backend.values() for r in model_rows(m, total_inferences)]
+    models = add_flags(sorted(models, key=lambda r: (r["model"], r["backend"])))
+    metrics = dict(stage_metrics)
+    for backend, by_stage in per_backend.items():
+        metrics.update({f"{st}@{backend}": m for st, m in by_stage.items()})
+    targets = target_rows(models)
+    return [
+        Table("Models (test split)", models, col.MODEL_COLS),
+        Table(
+            "Efficiency targets: int8 pruned KD student against the teacher",
+            targets,
+            col.TARGET_COLS,
+            notes=target_notes(targets, models),
+        ),
+        Table(
+            "Distillation on total cost (the teacher's training charged to the KD student)",
+            distillation_rows(models),
+            col.DISTILL_COLS,
+        ),
+        Table("Optimization: before -> after", optimization_rows(models), col.OPTIMIZATION_COLS),
+        Table("Energy per stage", stage_rows(metrics), col.STAGE_COLS),
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,28 +89,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--png", default="reports/accuracy_energy.png")
     args = p.parse_args(argv)
     params = load(args)
+    cfg = params.report
     with stage_run("report", params, args.metrics) as run:
-        metrics = {Path(m).stem: artifacts.read_json(m) for m in args.stage_metrics}
+        stage_metrics = {Path(m).stem: artifacts.read_json(m) for m in args.stage_metrics}
         per_backend = read_model_metrics(Path(args.model_metrics))
-        models = sorted(
-            (
-                row
-                for m in per_backend.values()
-                for row in model_rows(m, params.report.total_inferences)
-            ),
-            key=lambda r: (r["model"], r["backend"]),
-        )
-        for backend, stage_metrics in per_backend.items():
-            metrics.update({f"{st}@{backend}": m for st, m in stage_metrics.items()})
-        stages = stage_rows(metrics)
+        tables = build_tables(per_backend, stage_metrics, cfg.total_inferences)
+        models, stages = tables[0].rows, tables[-1].rows
         notes = notes_for(stages)
         png = accuracy_energy_png(models)
         artifacts.write_bytes(args.png, png)
         rel_png = os.path.relpath(args.png, Path(args.md).parent)
-        artifacts.write_text(
-            args.md, markdown(params.report.title, models, stages, notes, str(rel_png))
-        )
-        artifacts.write_text(args.html, html_page(params.report.title, models, stages, notes, png))
+        alt = "accuracy against energy"
+        artifacts.write_text(args.md, markdown(cfg.title, tables, notes, [(alt, str(rel_png))]))
+        artifacts.write_text(args.html, html_page(cfg.title, tables, notes, [(alt, png)]))
         for path in (args.md, args.html, args.png):
             run.log_artifact(path)
         run.log_metrics({"models": len(models), "stages": len(stages)})

@@ -25,10 +25,30 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+_OUTPUT_ROOT: Path | None = None
+
+
+def confine_outputs(root: str | Path | None) -> None:
+    """From now on, refuse to write outside `root` (the stage entry points pass the repo)."""
+    global _OUTPUT_ROOT
+    _OUTPUT_ROOT = Path(root).resolve() if root is not None else None
+
+
+def _check_inside(dest: Path) -> None:
+    if _OUTPUT_ROOT is not None and not dest.resolve().is_relative_to(_OUTPUT_ROOT):
+        from greenpipe.errors import UsageError
+
+        raise UsageError(
+            f"output path '{dest}' is outside the repo {_OUTPUT_ROOT}; "
+            "stages write only inside the repo (fix the path in dvc.yaml)"
+        )
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     dest = Path(path)
+    _check_inside(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     for stale in dest.parent.glob(f".{dest.stem}.*.tmp{dest.suffix}"):
         stale.unlink(missing_ok=True)  # left by a killed run; never renamed, never "finished"

@@ -1,4 +1,4 @@
-"""The `greenpipe` command: run the experiment flow, validate params, list stages."""
+"""The `greenpipe` command: run the experiment flow, validate params, list stages, report."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from greenpipe.config import load_params
-from greenpipe.errors import UsageError, run_main
+from greenpipe.errors import GreenpipeError, UsageError, run_main
 
 
 def _quiet_defaults() -> None:
@@ -65,6 +65,131 @@ def cmd_stages(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from greenpipe.graph import stage_order
+    from greenpipe.verify import spread_rows, verify
+
+    root = Path(args.root).resolve()
+    load_params(root / "params.yaml")
+    order = stage_order(root)
+    unknown = [s for s in args.stages if s not in order]
+    if unknown or args.repeats < 1:
+        raise UsageError(
+            f"unknown stage(s) {unknown}; choose from {order}"
+            if unknown
+            else "--repeats must be >= 1"
+        )
+    stages = [s for s in order if s in args.stages] if args.stages else order
+    print(f"greenpipe verify: re-running {', '.join(stages)} x{args.repeats}", file=sys.stderr)
+    verdict = verify(root, stages, args.repeats, args.keep)
+    rows = spread_rows(verdict.spread)
+    if rows:
+        print(f"{'measurement (recorded + re-runs)':<70} {'mean':>12} {'stdev':>12} {'rel':>7}")
+        for key, mean, sd, rel in rows:
+            print(f"{key[:70]:<70} {mean:>12.4g} {sd:>12.4g} {rel:>7.1%}")
+    print(f"checked {len(verdict.checked)} outputs and metrics files")
+    if not verdict.ok:
+        for line in verdict.mismatches:
+            print(f"MISMATCH {line}")
+        raise GreenpipeError(
+            f"{len(verdict.mismatches)} mismatch(es); first: {verdict.mismatches[0]}"
+        )
+    print("verified: outputs and result metrics are identical to the recorded ones")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from greenpipe import artifacts
+    from greenpipe.backends.registry import available_backends
+    from greenpipe.report import crossrun, mlflow_runs
+    from greenpipe.tracking import runs
+
+    root = Path(args.root).resolve()
+    params = load_params(root / "params.yaml")
+    uri = runs.resolve_tracking_uri(params.tracking.mlflow_uri, root)
+    runs.check_reachable(uri)
+    client = runs.client_for(uri)
+    experiment = args.experiment or params.experiment
+    total = params.report.total_inferences
+    points = mlflow_runs.collect(client, experiment, available_backends(), total)
+    if not points:
+        raise GreenpipeError(
+            f"no finished run with evaluated models in MLflow experiment '{experiment}' "
+            f"({uri}); run the pipeline first (dvc repro)"
+        )
+    points = crossrun.with_front(points, args.energy)
+    out = root / args.out
+    title = f"{params.report.title}: all runs of '{experiment}'"
+    for name, content in crossrun.build(points, args.energy, title).items():
+        write = artifacts.write_bytes if isinstance(content, bytes) else artifacts.write_text
+        write(out / name, content)
+    if not args.no_tag:
+        mlflow_runs.tag_pareto(client, points, [p["pareto"] for p in points], args.energy)
+    for p in (p for p in points if p["pareto"]):
+        print(
+            f"pareto: {p['model']}@{p['backend']} seed {p['seed']} run '{p['run_name']}': "
+            f"accuracy {p['accuracy']:.4f}, {args.energy} energy {p['energy_kwh']:.3e} kWh"
+        )
+    print(f"greenpipe report: {len(points)} points; wrote {out / 'index.html'}", file=sys.stderr)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    root = Path(args.root).resolve()
+    load_params(root / "params.yaml")
+    if args.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    flows = _load_flows(root, "sweep")
+    with flows.shared_api():
+        runner = flows.task_runner(args.workers, args.address, args.runner)
+        out = flows.sweep.with_options(task_runner=runner)(
+            plan=args.plan, root=str(root), workers=args.workers
+        )
+    results = out["results"]
+    print(f"sweep {out['sweep']}: {sum(r['ok'] for r in results)}/{len(results)} variants ok")
+    for r in results:
+        status = "ok    " if r["ok"] else "FAILED"
+        print(f"  {status} {r['variant']:<60} {r.get('seconds', 0):7.0f} s  {r['reason']}")
+    print(f"compare: dvc exp show | MLflow tag greenpipe.sweep = '{out['sweep']}'")
+    failed = [r for r in results if not r["ok"]]
+    if failed:
+        raise GreenpipeError(
+            f"{len(failed)} of {len(results)} variant(s) failed; first: "
+            f"{failed[0]['variant']}: {failed[0]['reason']}"
+        )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    root = Path(args.root).resolve()
+    params = load_params(root / "params.yaml")
+    api = os.environ.get("PREFECT_API_URL")
+    if not api:
+        raise UsageError(
+            "greenpipe serve needs a Prefect server: run `prefect server start` "
+            "and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    cron = args.cron if args.cron is not None else params.orchestration.cron
+    if cron in ("", "none"):
+        cron = None
+    if cron is not None:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=cron)
+        except ValueError:
+            raise UsageError(
+                f"--cron {cron!r} is not a cron expression (e.g. '0 2 * * *')"
+            ) from None
+    name = args.name or params.orchestration.deployment
+    print(
+        f"serving greenpipe-experiment/{name} (schedule: {cron or 'none'}) on {api}; Ctrl-C stops",
+        file=sys.stderr,
+    )
+    _load_flows(root, "experiment").serve(str(root), name, cron)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="greenpipe", description=__doc__)
     p.add_argument("--root", default=".", help="the greenpipe repo (default: .)")
@@ -74,6 +199,34 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
     sub.add_parser("validate", help="check params.yaml and exit").set_defaults(fn=cmd_validate)
     sub.add_parser("stages", help="list the stages in graph order").set_defaults(fn=cmd_stages)
+    rep = sub.add_parser("report", help="Pareto report over all runs of the MLflow experiment")
+    rep.add_argument(
+        "--energy", choices=("train", "inference", "total"), default="total", help="energy axis"
+    )
+    rep.add_argument("--out", default="reports/pareto", help="output folder (repo-relative)")
+    rep.add_argument("--experiment", help="MLflow experiment (default: params.yaml experiment)")
+    rep.add_argument("--no-tag", action="store_true", help="do not tag runs greenpipe.pareto")
+    rep.set_defaults(fn=cmd_report)
+    v = sub.add_parser("verify", help="re-run stages in a temporary workspace and compare")
+    v.add_argument("stages", nargs="*", help="stages to re-run (default: all, in graph order)")
+    v.add_argument("--repeats", type=int, default=1, help="re-runs (spread of measurements)")
+    v.add_argument("--keep", action="store_true", help="keep the temporary workspaces")
+    v.set_defaults(fn=cmd_verify)
+    w = sub.add_parser("sweep", help="run every variant of a plan as a DVC experiment")
+    w.add_argument("plan", help="plan file (YAML grid), e.g. plans/kd-temperature-alpha.yaml")
+    w.add_argument("--workers", type=int, default=2, help="variants run at once (default 2)")
+    w.add_argument(
+        "--runner",
+        choices=["dask", "threads"],
+        default="dask",
+        help="Prefect task runner (default: dask)",
+    )
+    w.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    w.set_defaults(fn=cmd_sweep)
+    sv = sub.add_parser("serve", help="serve the experiment flow as a scheduled deployment")
+    sv.add_argument("--cron", help="cron schedule (default: orchestration.cron; 'none' for none)")
+    sv.add_argument("--name", help="deployment name (default: orchestration.deployment)")
+    sv.set_defaults(fn=cmd_serve)
     return p
 
 

@@ -6,6 +6,7 @@ names the key and what is allowed (`ConfigError`), before any work starts.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,6 +60,12 @@ class DataConfig(_Section):
     def _path_for_source(self) -> DataConfig:
         if self.source != "digits" and not self.path:
             raise ValueError(f"data.path is required when data.source is {self.source!r}")
+        escapes = self.path and os.path.normpath(self.path).split(os.sep)[0] == os.pardir
+        if escapes and not os.path.isabs(self.path):
+            raise ValueError(
+                f"data.path {self.path!r} leaves the repo by a relative path; "
+                "give data outside the repo as an explicit absolute path"
+            )
         return self
 
 
@@ -119,6 +126,7 @@ class TrainConfig(FitConfig):
 
     backends: tuple[BackendName, ...] = Field(("torch", "tensorflow"), min_length=1)
     model: ModelArch = ModelArch()
+    nproc: int = Field(1, ge=1, le=64)  # >1: torch trains data-parallel (DDP) under torchrun
 
     @model_validator(mode="after")
     def _unique_backends(self) -> TrainConfig:
@@ -128,28 +136,54 @@ class TrainConfig(FitConfig):
 
 
 class DistillConfig(FitConfig):
-    """distill: Hinton KD with temperature T and weight alpha on the soft term."""
+    """distill: a registered KD `loss` (greenpipe.distill.LOSSES) with temperature T and weight
+    alpha on the soft term."""
 
+    loss: Literal["hinton", "logit_std"] = "hinton"
     temperature: float = Field(4.0, gt=0, le=100)
     alpha: float = Field(0.7, ge=0, le=1)
     model: ModelArch = ModelArch(channels=(16, 32), hidden=128, dropout=0.1)
     min_param_ratio: float = Field(5.0, ge=1)
 
 
+class PruneConfig(_Section):
+    """optimize.prune: structured L1-norm pruning (fractions of conv filters and hidden units
+    removed per layer), then `fine_tune_epochs` of distillation from the teacher at
+    `fine_tune_lr` (0 epochs: no fine-tuning)."""
+
+    channel_fraction: float = Field(0.25, ge=0, lt=1)
+    hidden_fraction: float = Field(0.5, ge=0, lt=1)
+    fine_tune_epochs: int = Field(20, ge=0, le=1000)
+    fine_tune_lr: float = Field(1e-3, gt=0, le=10)
+
+
 class OptimizeConfig(_Section):
-    """optimize: int8 post-training quantization of the distilled student."""
+    """optimize: int8 post-training quantization and structured pruning of the KD student."""
 
     quantization: Literal["static", "dynamic"] = "static"
     calibration_samples: int = Field(512, ge=1, le=100000)
+    prune: PruneConfig = PruneConfig()
 
 
 class EvaluateConfig(_Section):
-    """evaluate: how latency, throughput and inference energy are measured."""
+    """evaluate: how latency, throughput, memory, inference energy and intervals are measured.
+
+    Latency at batch 1 and at `latency_batch_size`; `energy_repeats` CodeCarbon tasks of at
+    least `energy_inferences` inferences and `energy_min_seconds` each; a seeded bootstrap of
+    `bootstrap_samples` resamples for a `confidence` interval; peak memory in a fresh process
+    per model when `peak_memory` is true.
+    """
 
     warmup: int = Field(20, ge=0)
     latency_runs: int = Field(200, ge=10)
+    latency_batch_size: int = Field(32, ge=2)
     throughput_batch_size: int = Field(256, ge=1)
     energy_inferences: int = Field(20000, ge=1000)
+    energy_repeats: int = Field(3, ge=1, le=100)
+    energy_min_seconds: float = Field(1.0, gt=0, le=600)
+    bootstrap_samples: int = Field(1000, ge=100, le=100000)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    peak_memory: bool = True
 
 
 class ReportConfig(_Section):
@@ -164,6 +198,13 @@ class OrchestrationConfig(_Section):
 
     retries: int = Field(0, ge=0, le=10)
     retry_delay_s: float = Field(10.0, ge=0, le=3600)
+    retry_backoff: float = Field(2.0, ge=1, le=10)
+    cron: str | None = Field("0 2 * * *", pattern=r"^\S+( \S+){4}$")
+    deployment: str = Field("greenpipe", pattern=r"^[\w.-]{1,60}$")
+
+    def retry_delays(self) -> list[float]:
+        """Seconds before each retry: retry_delay_s, then multiplied by retry_backoff each time."""
+        return [self.retry_delay_s * self.retry_backoff**i for i in range(self.retries)]
 
 
 class Params(_Section):

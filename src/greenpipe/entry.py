@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from pathlib import Path
 
+from greenpipe import artifacts
 from greenpipe.config import Params, load_params
 from greenpipe.errors import UsageError, run_main
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
 
 
 def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
@@ -38,8 +41,13 @@ def backend_of(args: argparse.Namespace, params: Params) -> str:
 
 
 def load(args: argparse.Namespace) -> Params:
-    """Validate params before any work starts (raises ConfigError with a one-line message)."""
-    return load_params(args.params)
+    """Validate params before any work starts (raises ConfigError with a one-line message).
+
+    Also confines the stage's outputs to the working directory (the repo under DVC).
+    """
+    params = load_params(args.params)
+    artifacts.confine_outputs(Path.cwd())
+    return params
 
 
 def main_of(fn: Callable[[list[str] | None], int | None]) -> None:

@@ -45,8 +45,9 @@ def _params(tmp: Path, patch: dict | None = None, raw: str | None = None) -> Pat
 
 
 def _run(tmp: Path, *args: str, env: dict | None = None, timeout: int = 120):
-    return subprocess.run(args, cwd=tmp, env=env or _env(), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        args, cwd=tmp, env=env or _env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _stage(tmp: Path, stage: str, *args: str, **kw):
@@ -128,57 +129,85 @@ def _runtime_case(tmp: Path, stage: str, args: tuple, patch: dict | None, output
 
 
 def test_missing_data_file(tmp_path):
-    line = _runtime_case(tmp_path, "prepare", PREPARE_OUT,
-                         {"data.source": "npz", "data.path": str(tmp_path / "none.npz")},
-                         ["data/prepared.npz", "metrics/prepare.json"])
+    line = _runtime_case(
+        tmp_path,
+        "prepare",
+        PREPARE_OUT,
+        {"data.source": "npz", "data.path": str(tmp_path / "none.npz")},
+        ["data/prepared.npz", "metrics/prepare.json"],
+    )
     assert "none.npz" in line and "data.path" in line
 
 
 def test_corrupt_data_file(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"this is not a zip archive")
-    line = _runtime_case(tmp_path, "prepare", PREPARE_OUT,
-                         {"data.source": "npz", "data.path": str(tmp_path / "bad.npz")},
-                         ["data/prepared.npz"])
+    line = _runtime_case(
+        tmp_path,
+        "prepare",
+        PREPARE_OUT,
+        {"data.source": "npz", "data.path": str(tmp_path / "bad.npz")},
+        ["data/prepared.npz"],
+    )
     assert "bad.npz" in line
 
 
 def test_single_class_data_set(tmp_path):
     x = np.random.default_rng(0).random((30, 8, 8), dtype=np.float32)
     _npz(tmp_path / "one.npz", x, np.zeros(30, dtype=np.int64))
-    line = _runtime_case(tmp_path, "prepare", PREPARE_OUT,
-                         {"data.source": "npz", "data.path": str(tmp_path / "one.npz")},
-                         ["data/prepared.npz"])
+    line = _runtime_case(
+        tmp_path,
+        "prepare",
+        PREPARE_OUT,
+        {"data.source": "npz", "data.path": str(tmp_path / "one.npz")},
+        ["data/prepared.npz"],
+    )
     assert "1 class" in line
 
 
 def test_npz_without_x_and_y(tmp_path):
     np.savez(tmp_path / "xy.npz", images=np.zeros((4, 8, 8)), labels=np.zeros(4))
-    line = _runtime_case(tmp_path, "prepare", PREPARE_OUT,
-                         {"data.source": "npz", "data.path": str(tmp_path / "xy.npz")},
-                         ["data/prepared.npz"])
+    line = _runtime_case(
+        tmp_path,
+        "prepare",
+        PREPARE_OUT,
+        {"data.source": "npz", "data.path": str(tmp_path / "xy.npz")},
+        ["data/prepared.npz"],
+    )
     assert "x and y" in line
 
 
 def test_mismatched_images_and_labels(tmp_path):
     _npz(tmp_path / "mm.npz", np.zeros((10, 8, 8), np.float32), np.zeros(7, np.int64))
-    line = _runtime_case(tmp_path, "prepare", PREPARE_OUT,
-                         {"data.source": "npz", "data.path": str(tmp_path / "mm.npz")},
-                         ["data/prepared.npz"])
+    line = _runtime_case(
+        tmp_path,
+        "prepare",
+        PREPARE_OUT,
+        {"data.source": "npz", "data.path": str(tmp_path / "mm.npz")},
+        ["data/prepared.npz"],
+    )
     assert "mm.npz" in line
 
 
 def test_missing_stage_input(tmp_path):
-    line = _runtime_case(tmp_path, "clean", ("--in", "data/prepared.npz", "--out",
-                                             "data/clean.npz", "--metrics", "metrics/clean.json"),
-                         None, ["data/clean.npz", "metrics/clean.json"])
+    line = _runtime_case(
+        tmp_path,
+        "clean",
+        ("--in", "data/prepared.npz", "--out", "data/clean.npz", "--metrics", "metrics/clean.json"),
+        None,
+        ["data/clean.npz", "metrics/clean.json"],
+    )
     assert "data/prepared.npz" in line and "dvc repro" in line
 
 
 def test_unwritable_output_folder(tmp_path):
     (tmp_path / "blocked").write_text("a file where a folder should be")
-    line = _runtime_case(tmp_path, "prepare", ("--out", "blocked/prepared.npz", "--metrics",
-                                               "metrics/prepare.json"), None,
-                         ["metrics/prepare.json"])
+    line = _runtime_case(
+        tmp_path,
+        "prepare",
+        ("--out", "blocked/prepared.npz", "--metrics", "metrics/prepare.json"),
+        None,
+        ["metrics/prepare.json"],
+    )
     assert "blocked" in line
 
 
@@ -186,22 +215,47 @@ def test_corrupt_model_file(tmp_path):
     from greenpipe.artifacts import save_splits
 
     rng = np.random.default_rng(0)
-    splits = {s: (rng.random((12, 8, 8, 1), dtype=np.float32), np.arange(12) % 3)
-              for s in ("train", "val", "test")}
+    splits = {
+        s: (rng.random((12, 8, 8, 1), dtype=np.float32), np.arange(12) % 3)
+        for s in ("train", "val", "test")
+    }
     save_splits(tmp_path / "data.npz", splits)
     (tmp_path / "teacher.model").write_bytes(b"garbage")
-    line = _runtime_case(tmp_path, "evaluate", ("--backend", "torch", "--data", "data.npz",
-                                                "--model", "teacher=teacher.model",
-                                                "--confusion", "plots/c.csv",
-                                                "--metrics", "metrics/evaluate.json"),
-                         None, ["plots/c.csv", "metrics/evaluate.json"])
+    line = _runtime_case(
+        tmp_path,
+        "evaluate",
+        (
+            "--backend",
+            "torch",
+            "--data",
+            "data.npz",
+            "--model",
+            "teacher=teacher.model",
+            "--confusion",
+            "plots/c.csv",
+            "--metrics",
+            "metrics/evaluate.json",
+        ),
+        None,
+        ["plots/c.csv", "metrics/evaluate.json"],
+    )
     assert "teacher.model" in line and "re-run" in line
 
 
 def test_backend_not_in_params(tmp_path):
     _params(tmp_path, {"train.backends": ["torch"]})
-    proc = _stage(tmp_path, "train", "--backend", "tensorflow", "--model", "m.model",
-                  "--plots", "p.csv", "--metrics", "metrics/train.json")
+    proc = _stage(
+        tmp_path,
+        "train",
+        "--backend",
+        "tensorflow",
+        "--model",
+        "m.model",
+        "--plots",
+        "p.csv",
+        "--metrics",
+        "metrics/train.json",
+    )
     assert proc.returncode == 2 and "train.backends" in _one_line(proc)
 
 
@@ -226,3 +280,19 @@ def test_run_outside_a_dvc_repo_exits_2(tmp_path):
 def test_unknown_command_exits_2(tmp_path):
     proc = _run(tmp_path, str(Path(PY).parent / "greenpipe"), "frobnicate")
     assert proc.returncode == 2
+
+
+def test_relative_data_path_leaving_the_repo_exits_2(tmp_path):
+    _params(tmp_path, {"data.source": "npz", "data.path": "../elsewhere/data.npz"})
+    proc = _stage(tmp_path, "prepare", *PREPARE_OUT)
+    assert proc.returncode == 2 and "absolute path" in _one_line(proc)
+
+
+def test_output_outside_the_repo_is_refused(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _params(repo)
+    proc = _stage(repo, "prepare", "--out", str(tmp_path / "outside.npz"), "--metrics",
+                  "metrics/prepare.json")
+    assert proc.returncode == 2 and "outside the repo" in _one_line(proc)
+    assert not (tmp_path / "outside.npz").exists()

@@ -132,3 +132,21 @@ def test_write_curves_without_rows_writes_a_header(tmp_path):
     path = tmp_path / "c.csv"
     write_curves(path, [])
     assert path.read_text() == "epoch\n"
+
+
+def test_confined_outputs_refuse_paths_outside_the_root(tmp_path):
+    from greenpipe.artifacts import confine_outputs, write_text
+    from greenpipe.errors import UsageError
+
+    (tmp_path / "repo").mkdir()
+    confine_outputs(tmp_path / "repo")
+    try:
+        write_text(tmp_path / "repo" / "metrics" / "ok.json", "{}")
+        with pytest.raises(UsageError, match="outside the repo"):
+            write_text(tmp_path / "elsewhere.json", "{}")
+        with pytest.raises(UsageError):
+            write_text(tmp_path / "repo" / ".." / "sneaky.json", "{}")
+    finally:
+        confine_outputs(None)
+    assert (tmp_path / "repo" / "metrics" / "ok.json").is_file()
+    assert not (tmp_path / "elsewhere.json").exists() and not (tmp_path / "sneaky.json").exists()

@@ -156,3 +156,113 @@ def test_energy_per_1k_keeps_going_until_min_seconds(x, monkeypatch):
     out = energy_per_1k(predict, x, 4, 4, _fake_task(reading, [], []), "m", min_seconds=9.0)
     assert out["inferences"] == 9 * 4
     assert out["energy_per_1k_kwh"] == pytest.approx(1e-3 / 36 * 1000)
+
+
+# --- bootstrap, batch latency, repeated energy, memory ----------------------------------
+
+
+def test_macro_f1_rows_matches_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    from greenpipe.evaluate.quality import macro_f1_rows
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, (30, 25))
+    pred = np.where(rng.random((30, 25)) < 0.6, y, rng.integers(0, 5, (30, 25)))
+    pred[0] = 0  # a row predicting one class only
+    want = [f1_score(y[i], pred[i], average="macro", zero_division=0) for i in range(30)]
+    np.testing.assert_allclose(macro_f1_rows(y, pred, 7), want, atol=1e-12)
+
+
+def test_bootstrap_ci_brackets_the_estimate_and_is_seeded():
+    from greenpipe.evaluate.quality import bootstrap_ci
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 300)
+    pred = np.where(rng.random(300) < 0.8, y, (y + 1) % 4)
+    ci = bootstrap_ci(y, pred, samples=500, confidence=0.9, seed=7)
+    acc = (y == pred).mean()
+    assert ci["accuracy_ci_low"] < acc < ci["accuracy_ci_high"]
+    assert ci["accuracy_ci_high"] - ci["accuracy_ci_low"] < 0.15
+    assert ci["macro_f1_ci_low"] < ci["macro_f1_ci_high"]
+    assert bootstrap_ci(y, pred, 500, 0.9, seed=7) == ci
+    assert bootstrap_ci(y, pred, 500, 0.9, seed=8) != ci
+    perfect = bootstrap_ci(y, y, 200, 0.95, seed=0)
+    assert perfect == {k: 1.0 for k in perfect}
+    with pytest.raises(ValueError, match="empty"):
+        bootstrap_ci(np.zeros(0), np.zeros(0), 100, 0.95, 0)
+
+
+def test_latency_at_a_larger_batch_has_its_own_keys(x):
+    predict = FakePredict()
+    lat = latency_ms(predict, x, warmup=1, runs=3, batch_size=4)
+    assert [b.shape[0] for b in predict.batches] == [4] * 4
+    assert [int(v) for v in predict.batches[1].ravel()] == [0, 1, 2, 3]  # first timed batch
+    assert [int(v) for v in predict.batches[3].ravel()] == [8, 9, 0, 1]  # wraps around x
+    assert set(lat) == {
+        "latency_batch_p50_ms",
+        "latency_batch_p95_ms",
+        "latency_batch_mean_ms",
+        "latency_batch_size",
+    }
+    assert lat["latency_batch_size"] == 4
+
+
+def test_energy_per_1k_repeated_gives_mean_and_spread_over_separate_tasks(x):
+    from greenpipe.evaluate.speed import energy_per_1k_repeated
+
+    readings = iter([1e-3, 2e-3, 3e-3])
+    names: list[str] = []
+
+    @contextlib.contextmanager
+    def task(name):
+        names.append(name)
+        box: dict = {}
+        yield box
+        box["reading"] = SimpleNamespace(energy_kwh=next(readings), duration_s=1.0)
+
+    out = energy_per_1k_repeated(FakePredict(), x, 5, 50, task, "m", repeats=3, min_seconds=0)
+    assert names == ["m#0", "m#1", "m#2"]
+    per_1k = np.array([1e-3, 2e-3, 3e-3]) / 50 * 1000
+    assert out["energy_repeats"] == 3 and out["inferences"] == 150
+    assert out["energy_per_1k_kwh"] == pytest.approx(per_1k.mean())
+    assert out["energy_per_1k_std_kwh"] == pytest.approx(per_1k.std(ddof=1))
+    assert (out["energy_per_1k_min_kwh"], out["energy_per_1k_max_kwh"]) == pytest.approx(
+        (per_1k.min(), per_1k.max())
+    )
+    assert out["energy_loop_kwh"] == pytest.approx(6e-3) and out["energy_loop_s"] == 3.0
+
+
+def test_energy_per_1k_repeated_without_readings(x):
+    from greenpipe.evaluate.speed import energy_per_1k_repeated
+
+    out = energy_per_1k_repeated(
+        FakePredict(), x, 5, 20, _fake_task(None, [], []), "m", repeats=2, min_seconds=0
+    )
+    assert out == {"inferences": 40, "energy_repeats": 0, "energy_per_1k_kwh": None}
+
+
+def test_peak_memory_in_a_fresh_process(tmp_path):
+    from greenpipe import artifacts
+    from greenpipe.backends import get_backend
+    from greenpipe.config import ModelArch
+    from greenpipe.evaluate.memory import peak_memory
+
+    be = get_backend("torch")
+    be.seed_everything(0)
+    model = be.build(ModelArch(channels=(4,), hidden=8, dropout=0.0), (8, 8, 1), 3)
+    artifacts.save_model(be, model, tmp_path / "m.model")
+    xs = np.random.default_rng(0).random((64, 8, 8, 1), dtype=np.float32)
+    mem = peak_memory("torch", tmp_path / "m.model", xs, 32)
+    assert mem["memory_batch_size"] == 32
+    assert mem["memory_peak_rss_mb"] > 50  # an interpreter with torch loaded
+    assert 0 <= mem["memory_inference_peak_mb"] < mem["memory_peak_rss_mb"]
+    assert mem["memory_model_load_mb"] >= 0
+
+
+def test_peak_memory_failure_is_one_line(tmp_path):
+    from greenpipe.errors import GreenpipeError
+    from greenpipe.evaluate.memory import peak_memory
+
+    with pytest.raises(GreenpipeError, match="memory measurement of .*m.model.* failed.*nope"):
+        peak_memory("nope", tmp_path / "m.model", np.zeros((2, 8, 8, 1)), 2)

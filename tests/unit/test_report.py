@@ -9,8 +9,9 @@ import re
 
 import pytest
 
+from greenpipe.report import columns as col
 from greenpipe.report.plot import accuracy_energy_png
-from greenpipe.report.render import html_page, markdown
+from greenpipe.report.render import Table, html_page, markdown
 from greenpipe.report.tables import energy_to_obtain, model_rows, stage_rows
 
 ESTIMATED = {"cpu": "estimated:cpu_load", "gpu": "absent", "ram": "estimated:ram_size_model"}
@@ -42,6 +43,9 @@ def _model(acc: float, per_1k: float, size: int, params: int) -> dict:
         "latency_p95_ms": 0.3,
         "throughput_sps": 150000.0,
         "energy_per_1k_kwh": per_1k,
+        "energy_per_1k_std_kwh": per_1k / 20,
+        "accuracy_ci_low": acc - 0.009,
+        "accuracy_ci_high": acc + 0.006,
         "inferences": 300000,
     }
 
@@ -206,42 +210,62 @@ def tables(metrics):
     return models, stage_rows(metrics)
 
 
+def _two_tables(models, stages) -> list[Table]:
+    return [
+        Table("Models (test split)", models, col.MODEL_COLS),
+        Table("Energy per stage", stages, col.STAGE_COLS, intro="per stage", notes=["n1"]),
+    ]
+
+
 def test_markdown_has_both_tables_and_the_image(tables):
     models, stages = tables
-    md = markdown("My <report>", models, stages, ["note one", "note two"], "acc.png")
+    md = markdown(
+        "My <report>", _two_tables(models, stages), ["note one", "note two"], [("acc", "a.png")]
+    )
     lines = md.splitlines()
     assert lines[0] == "# My <report>"
     assert "## Models (test split)" in lines and "## Energy per stage" in lines
+    assert "per stage" in lines and "- n1" in lines
     model_head = next(i for i, s in enumerate(lines) if s.startswith("| model | backend |"))
     stage_head = next(i for i, s in enumerate(lines) if s.startswith("| stage | energy (kWh) |"))
     assert lines[model_head + 1].startswith("|---|")
     body = [s for s in lines[model_head + 2 :] if s.startswith("| ")][: len(models)]
     assert [s.split(" | ")[0] for s in body] == [f"| {m['model']}" for m in models]
     assert len([s for s in lines[stage_head + 2 :] if s.startswith("| ")]) == len(stages)
-    assert "![accuracy against energy](acc.png)" in md
+    assert "![acc](a.png)" in md
     assert "- note one" in lines and "- note two" in lines
 
 
 def test_markdown_formats_numbers_and_missing_values(tables):
     models, stages = tables
-    md = markdown("t", models, stages, [], "p.png")
+    md = markdown("t", _two_tables(models, stages), [], [])
     teacher = next(s for s in md.splitlines() if s.startswith("| teacher |"))
-    cells = [c.strip() for c in teacher.strip("|").split("|")]
-    assert cells[:5] == ["teacher", "torch", "0.9889", "0.9879", "155,530"]
-    assert cells[5] == "608.4"  # 623016 B in KiB
-    assert cells[7] == "n/a"  # the p95 set to None above
-    assert cells[11] == "4.000e-05"  # kWh to obtain
+    cells = dict(
+        zip(
+            [c[1] for c in col.MODEL_COLS],
+            [c.strip() for c in teacher.strip("|").split("|")],
+            strict=True,
+        )
+    )
+    assert cells["model"] == "teacher" and cells["backend"] == "torch"
+    assert cells["accuracy"] == "0.9889" and cells["macro-F1"] == "0.9879"
+    assert cells["params"] == "155,530"
+    assert cells["size (KiB)"] == "608.4"  # 623016 B in KiB
+    assert cells["p95 (ms)"] == "n/a"  # the p95 set to None above
+    assert cells["kWh to obtain"] == "4.000e-05"
+    assert cells["95% CI"] == "[0.980, 0.995]"
+    assert cells["kWh / 1k inferences"] == "2.000e-07 ± 1.000e-08"
 
 
 def test_html_page_embeds_both_tables_and_the_png(tables):
     models, stages = tables
     png = b"\x89PNG\r\n\x1a\nfake"
-    page = html_page("A <b> & c", models, stages, ["x < y"], png)
+    page = html_page("A <b> & c", _two_tables(models, stages), ["x < y"], [("acc", png)])
     assert page.count("<table>") == 2 and page.count("</table>") == 2
     m = re.search(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
     assert m and base64.b64decode(m.group(1)) == png
     assert "<title>A &lt;b&gt; &amp; c</title>" in page and "<b>" not in page
-    assert "<li>x &lt; y</li>" in page
+    assert "<li>x &lt; y</li>" in page and "<li>n1</li>" in page
     assert page.count("<tr>") == 2 + len(models) + len(stages)
 
 

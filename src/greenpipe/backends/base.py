@@ -11,6 +11,20 @@ import numpy as np
 from greenpipe.config import DistillConfig, FitConfig, ModelArch, OptimizeConfig
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]
+Weights = dict[str, np.ndarray]
+"""A float CNN's weights in one framework-neutral NumPy layout (see `Backend.get_weights`):
+``conv{i}.w`` (out, in, kh, kw) and ``conv{i}.b`` (out,) for each conv block i;
+``hidden.w`` (hidden, C, H, W), the dense layer over the last feature map of C channels and
+H x W pixels, and ``hidden.b`` (hidden,); ``logits.w`` (classes, hidden), ``logits.b``."""
+
+
+def feature_hw(input_shape: tuple[int, ...], n_convs: int) -> tuple[int, int]:
+    """(H, W) of the last feature map: each conv block halves it while it is at least 2x2."""
+    h, w = int(input_shape[0]), int(input_shape[1])
+    for _ in range(n_convs):
+        if min(h, w) >= 2:
+            h, w = h // 2, w // 2
+    return h, w
 
 
 @dataclass
@@ -56,5 +70,13 @@ class Backend(Protocol):
     def load(self, path: Path) -> Any: ...
 
     def count_params(self, model: Any) -> int: ...
+
+    def get_weights(self, model: Any) -> Weights:
+        """A float model's weights as NumPy copies in the `Weights` layout."""
+        ...
+
+    def set_weights(self, model: Any, weights: Weights) -> None:
+        """Load `Weights` into a float model built with the matching architecture."""
+        ...
 
     def file_suffix(self, quantized: bool) -> str: ...

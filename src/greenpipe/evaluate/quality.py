@@ -1,4 +1,4 @@
-"""Accuracy, macro-F1 and the confusion matrix from logits."""
+"""Accuracy, macro-F1 (with bootstrap confidence intervals) and the confusion matrix."""
 
 from __future__ import annotations
 
@@ -19,3 +19,45 @@ def quality(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 def confusion(logits: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     return confusion_matrix(y, logits.argmax(axis=1), labels=list(range(n_classes)))
+
+
+def macro_f1_rows(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Macro-F1 of each row of (R, N) label/prediction arrays, vectorised over the rows.
+
+    As scikit-learn's f1_score(average="macro", zero_division=0): the mean over the classes
+    that occur in the row's labels or predictions.
+    """
+    rows, k = y.shape[0], n_classes
+    codes = (np.arange(rows)[:, None] * k * k + y * k + pred).ravel()
+    cm = np.bincount(codes, minlength=rows * k * k).reshape(rows, k, k)
+    tp = np.diagonal(cm, axis1=1, axis2=2).astype(np.float64)
+    fp, fn = cm.sum(axis=1) - tp, cm.sum(axis=2) - tp
+    denom = 2 * tp + fp + fn
+    present = denom > 0
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=present)
+    return f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+
+
+def bootstrap_ci(
+    y: np.ndarray, pred: np.ndarray, samples: int, confidence: float, seed: int
+) -> dict[str, float]:
+    """Percentile bootstrap intervals for accuracy and macro-F1 (fractions in [0, 1]).
+
+    `samples` resamples of the test set with replacement, drawn by a generator seeded with
+    `seed` (so the interval is reproducible); the interval holds the central `confidence`
+    share of the resampled values.
+    """
+    y, pred = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    if len(y) == 0:
+        raise ValueError("cannot bootstrap an empty split")
+    idx = np.random.default_rng(seed).integers(0, len(y), size=(samples, len(y)))
+    yb, pb = y[idx], pred[idx]
+    acc = (yb == pb).mean(axis=1)
+    f1 = macro_f1_rows(yb, pb, int(max(y.max(), pred.max())) + 1)
+    lo, hi = 100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2
+    return {
+        "accuracy_ci_low": float(np.percentile(acc, lo)),
+        "accuracy_ci_high": float(np.percentile(acc, hi)),
+        "macro_f1_ci_low": float(np.percentile(f1, lo)),
+        "macro_f1_ci_high": float(np.percentile(f1, hi)),
+    }

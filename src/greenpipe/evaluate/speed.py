@@ -12,22 +12,35 @@ import numpy as np
 Predict = Callable[[np.ndarray], Any]
 
 
-def latency_ms(predict: Predict, x: np.ndarray, warmup: int, runs: int) -> dict[str, float]:
-    """p50/p95/mean latency in ms at batch size 1, after `warmup` untimed calls."""
+def latency_ms(
+    predict: Predict, x: np.ndarray, warmup: int, runs: int, batch_size: int = 1
+) -> dict[str, float]:
+    """p50/p95/mean latency in ms of one call on `batch_size` samples, after `warmup` untimed
+    calls; the batches cycle through x. Keys `latency_*_ms` at batch size 1, else
+    `latency_batch_*_ms` (plus `latency_batch_size`)."""
+    n = len(x)
+
+    def batch(i: int) -> np.ndarray:
+        return x[np.arange(i * batch_size, (i + 1) * batch_size) % n]
+
     for i in range(warmup):
-        predict(x[i % len(x)][None])
+        predict(batch(i))
     times = np.empty(runs)
     for i in range(runs):
-        xi = x[i % len(x)][None]
+        xb = batch(i)
         t0 = time.perf_counter()
-        predict(xi)
+        predict(xb)
         times[i] = time.perf_counter() - t0
     ms = times * 1e3
-    return {
-        "latency_p50_ms": float(np.percentile(ms, 50)),
-        "latency_p95_ms": float(np.percentile(ms, 95)),
-        "latency_mean_ms": float(ms.mean()),
+    key = "latency" if batch_size == 1 else "latency_batch"
+    out = {
+        f"{key}_p50_ms": float(np.percentile(ms, 50)),
+        f"{key}_p95_ms": float(np.percentile(ms, 95)),
+        f"{key}_mean_ms": float(ms.mean()),
     }
+    if batch_size != 1:
+        out["latency_batch_size"] = batch_size
+    return out
 
 
 def _batches(x: np.ndarray, batch_size: int, n: int):
@@ -78,3 +91,39 @@ def energy_per_1k(
         "energy_loop_kwh": reading.energy_kwh,
         "energy_loop_s": reading.duration_s,
     }
+
+
+def energy_per_1k_repeated(
+    predict: Predict,
+    x: np.ndarray,
+    batch_size: int,
+    n: int,
+    task: Callable[[str], AbstractContextManager[dict]],
+    name: str,
+    repeats: int,
+    min_seconds: float = 2.0,
+) -> dict[str, Any]:
+    """`energy_per_1k` repeated `repeats` times, each repeat its own CodeCarbon task
+    (`<name>#<i>`): the mean kWh per 1,000 inferences and its spread (sample std, min, max)
+    over the repeats that were measured."""
+    runs = [
+        energy_per_1k(predict, x, batch_size, n, task, f"{name}#{i}", min_seconds)
+        for i in range(repeats)
+    ]
+    vals = np.array([r["energy_per_1k_kwh"] for r in runs if r["energy_per_1k_kwh"] is not None])
+    out: dict[str, Any] = {
+        "inferences": sum(r["inferences"] for r in runs),
+        "energy_repeats": len(vals),
+        "energy_per_1k_kwh": float(vals.mean()) if len(vals) else None,
+    }
+    if len(vals):
+        out.update(
+            {
+                "energy_per_1k_std_kwh": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+                "energy_per_1k_min_kwh": float(vals.min()),
+                "energy_per_1k_max_kwh": float(vals.max()),
+                "energy_loop_kwh": float(sum(r.get("energy_loop_kwh", 0.0) for r in runs)),
+                "energy_loop_s": float(sum(r.get("energy_loop_s", 0.0) for r in runs)),
+            }
+        )
+    return out

@@ -39,3 +39,77 @@ def accuracy_energy_png(rows: list[dict]) -> bytes:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()
+
+
+MARKERS = {"torch": "o", "tensorflow": "s"}
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def pareto_png(points: list[dict], xlabel: str) -> bytes:
+    """Accuracy against `energy_kwh` (log scale) for every point: non-dominated points
+    (`pareto` true) coloured by model and joined by the front's staircase, the others grey;
+    marker by backend."""
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    models = sorted({p["model"] for p in points if p.get("pareto")})
+    colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
+    usable = [p for p in points if p.get("energy_kwh") and p.get("accuracy") is not None]
+    for p in usable:
+        on = bool(p.get("pareto"))
+        ax.scatter(
+            p["energy_kwh"],
+            p["accuracy"],
+            marker=MARKERS.get(p.get("backend"), "^"),
+            s=60 if on else 25,
+            color=colours[p["model"]] if on else "0.75",
+            edgecolors="black" if on else "none",
+            zorder=3 if on else 2,
+        )
+    front = sorted((p for p in usable if p.get("pareto")), key=lambda p: p["energy_kwh"])
+    if front:
+        ax.step(
+            [p["energy_kwh"] for p in front],
+            [p["accuracy"] for p in front],
+            where="post",
+            color="black",
+            lw=1,
+            zorder=1,
+        )
+    for m in models:
+        ax.scatter([], [], color=colours[m], edgecolors="black", label=m)
+    for b, marker in MARKERS.items():
+        ax.scatter([], [], marker=marker, color="0.5", label=b)
+    ax.scatter([], [], color="0.75", label="dominated")
+    if usable:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Pareto front: accuracy against energy (all runs)")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def seeds_png(rows: list[dict], seeds: list[int]) -> bytes:
+    """Test accuracy at each seed, one line per model, one panel per backend."""
+    backends = sorted({r["backend"] for r in rows}) or [""]
+    fig, axes = plt.subplots(1, len(backends), figsize=(5.5 * len(backends), 4), squeeze=False)
+    for ax, backend in zip(axes[0], backends, strict=True):
+        for r in (r for r in rows if r["backend"] == backend):
+            xs = [str(s) for s in seeds if f"seed_{s}" in r]
+            ax.plot(xs, [r[f"seed_{s}"] for s in seeds if f"seed_{s}" in r], "o-", label=r["model"])
+        ax.set_title(backend)
+        ax.set_xlabel("seed")
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.suptitle("Accuracy over seeds (same configuration)")
+    fig.tight_layout()
+    return _png(fig)

@@ -69,6 +69,7 @@ def hardware() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
     }
+    info.update(gpu_info())
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -77,6 +78,31 @@ def hardware() -> dict[str, Any]:
     except OSError:
         pass
     return info
+
+
+def gpu_info() -> dict[str, Any]:
+    """NVIDIA GPUs through NVML: model, driver, power limit (W); {} when there is none."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no NVML library or no driver: a CPU-only machine
+        return {}
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+        info: dict[str, Any] = {
+            "gpu_count": count,
+            "gpu_driver": pynvml.nvmlSystemGetDriverVersion(),
+        }
+        for i in range(count):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            info[f"gpu{i}_model"] = pynvml.nvmlDeviceGetName(h)
+            info[f"gpu{i}_power_limit_w"] = pynvml.nvmlDeviceGetPowerManagementLimit(h) / 1000
+        return info
+    except Exception:
+        return {}
+    finally:
+        pynvml.nvmlShutdown()
 
 
 def file_md5(path: Path) -> str:

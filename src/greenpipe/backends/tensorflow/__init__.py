@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from greenpipe.backends.base import History
 from greenpipe.backends.tensorflow import quantize as q
+from greenpipe.backends.tensorflow import weights as nw
 from greenpipe.backends.tensorflow.loops import cross_entropy, predictor, train_loop
 from greenpipe.backends.tensorflow.models import (
     MODEL_NAME,
@@ -82,8 +83,8 @@ class TensorFlowBackend:
         return train_loop(model, data, cfg, self._seed, desc, cross_entropy, mixed=bool(self._gpus))
 
     def distill(self, student, teacher, data: dict, cfg: DistillConfig, desc: str) -> History:
-        """Hinton KD; the teacher's train-split logits are computed once (it is frozen)."""
-        loss = build_loss("hinton", temperature=cfg.temperature, alpha=cfg.alpha)
+        """KD (`cfg.loss`); the teacher's train-split logits are computed once (it is frozen)."""
+        loss = build_loss(cfg.loss, temperature=cfg.temperature, alpha=cfg.alpha)
         z_t = self.predict(teacher, data["train"][0], batch_size=512)
         return train_loop(
             student, data, cfg, self._seed, desc, loss, aux=z_t, mixed=bool(self._gpus)
@@ -165,3 +166,9 @@ class TensorFlowBackend:
 
     def file_suffix(self, quantized: bool) -> str:
         return ".tflite" if quantized else ".keras"
+
+    def get_weights(self, model: keras.Model) -> dict[str, np.ndarray]:
+        return nw.get_weights(model)
+
+    def set_weights(self, model: keras.Model, weights: dict[str, np.ndarray]) -> None:
+        nw.set_weights(model, weights)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from torch import nn
 
 from greenpipe.backends.base import History
 from greenpipe.backends.torch import quantize as q
+from greenpipe.backends.torch import weights as nw
 from greenpipe.backends.torch.loops import to_tensor, train_loop
 from greenpipe.backends.torch.models import SmallCNN
 from greenpipe.backends.torch.serialize import pack_state, unpack_state
@@ -25,6 +27,10 @@ from greenpipe.distill.kd_torch import build_loss
 from greenpipe.errors import GreenpipeError
 
 FORMAT = "greenpipe-torch-v1"
+# Deterministic mode warns for every quantized op without a deterministic kernel; those ops run
+# only at inference, where the warning says nothing useful (the C++ copy of it is silenced by
+# TORCH_CPP_LOG_LEVEL, set in greenpipe.entry before torch loads).
+warnings.filterwarnings("ignore", message=".*does not have a deterministic implementation")
 
 
 class TorchBackend:
@@ -74,7 +80,7 @@ class TorchBackend:
         return train_loop(model, data, cfg, self._device, self._seed, desc, ce)
 
     def distill(self, student, teacher, data: dict, cfg: DistillConfig, desc: str) -> History:
-        loss = build_loss("hinton", temperature=cfg.temperature, alpha=cfg.alpha)
+        loss = build_loss(cfg.loss, temperature=cfg.temperature, alpha=cfg.alpha)
         teacher = teacher.to(self._device).eval()
 
         def teacher_logits(xb: torch.Tensor) -> torch.Tensor:
@@ -166,3 +172,9 @@ class TorchBackend:
 
     def file_suffix(self, quantized: bool) -> str:
         return ".safetensors"
+
+    def get_weights(self, model: nn.Module) -> dict[str, np.ndarray]:
+        return nw.get_weights(model)
+
+    def set_weights(self, model: nn.Module, weights: dict[str, np.ndarray]) -> None:
+        nw.set_weights(model, weights)

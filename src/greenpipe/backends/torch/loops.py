@@ -12,6 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from greenpipe.backends.base import History
+from greenpipe.backends.torch import distributed as ddp
 from greenpipe.config import FitConfig
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -35,23 +36,24 @@ def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int = 
 
 
 def _epoch(model, opt, scaler, x, y, cfg: FitConfig, rng, loss_fn, extra) -> float:
+    """One pass over the data; under DDP each rank trains on its share of every batch."""
     model.train()
     perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
     use_amp = x.device.type == "cuda"
     running = 0.0
     for i in range(0, len(x), cfg.batch_size):
-        idx = perm[i : i + cfg.batch_size]
+        idx, scale = ddp.shard(perm[i : i + cfg.batch_size])
         xb, yb = x[idx], y[idx]
         opt.zero_grad(set_to_none=True)
         with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=use_amp):
             logits = model(xb)
             aux = extra(xb) if extra is not None else None
             loss = loss_fn(logits.float(), aux, yb)
-        scaler.scale(loss).backward()
+        scaler.scale(loss * scale).backward()
         scaler.step(opt)
         scaler.update()
         running += loss.item() * len(idx)
-    return running / len(x)
+    return ddp.all_sum(running) / len(x)
 
 
 def train_loop(
@@ -74,9 +76,17 @@ def train_loop(
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
     rng = np.random.default_rng(seed)
     hist, best_loss, best_state, waited = History(), float("inf"), None, 0
-    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", leave=True, mininterval=1.0)
+    bar = tqdm(
+        range(1, cfg.epochs + 1),
+        desc=desc,
+        unit="epoch",
+        leave=True,
+        mininterval=1.0,
+        disable=not ddp.is_main(),
+    )
+    trained = ddp.wrap(model)  # the same module, wrapped for gradient averaging under DDP
     for epoch in bar:
-        train_loss = _epoch(model, opt, scaler, x_tr, y_tr, cfg, rng, loss_fn, extra)
+        train_loss = _epoch(trained, opt, scaler, x_tr, y_tr, cfg, rng, loss_fn, extra)
         val_loss, val_acc = evaluate_loss(model, x_va, y_va)
         hist.epochs.append(
             {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}

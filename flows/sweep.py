@@ -1,0 +1,208 @@
+"""Sweeps: every variant of a plan as a DVC experiment in its own temporary workspace
+(`dvc exp run --temp`), run concurrently by a Prefect task runner (Dask by default), each with
+its own MLflow parent run tagged with the sweep's id. A failed variant does not stop the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from greenpipe.config import validate_params
+from greenpipe.graph import stage_order
+from greenpipe.sweep import Variant, apply, load_plan
+from greenpipe.tracking import provenance as prov
+from greenpipe.tracking import runs
+
+TAG_SWEEP = "greenpipe.sweep"
+
+
+def task_runner(workers: int, address: str | None, runner: str):
+    """Dask (a LocalCluster of `workers` single-threaded processes, or an existing cluster by
+    address) or Prefect's thread pool."""
+    if runner == "threads":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+        }
+    )
+
+
+@contextlib.contextmanager
+def shared_api():
+    """Make one Prefect API visible to every Dask worker process.
+
+    Without PREFECT_API_URL a flow uses a temporary server that only its own process knows,
+    so each Dask worker would start one more. Here one temporary server is started and its URL
+    exported before the workers are spawned; an API the user configured is used as it is.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=120)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield server.api_url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+
+
+def variant_env(parent_id: str, uri: str, threads: int) -> dict[str, str]:
+    """Stage environment: the variant's parent run, and a thread budget so variants that run
+    side by side do not fight over cores."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.update(
+        {
+            runs.PARENT_ENV: parent_id,
+            "MLFLOW_TRACKING_URI": uri,
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "TF_NUM_INTRAOP_THREADS": str(threads),
+            "TF_NUM_INTEROP_THREADS": "1",
+        }
+    )
+    return env
+
+
+@task(log_prints=True)
+def run_variant(root: str, exp_name: str, set_args: list[str], env: dict) -> dict:
+    """`dvc exp run --temp` for one variant; returns its status and, on failure, the reason."""
+    dvc = str(Path(sys.executable).parent / "dvc")
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [dvc, "exp", "run", "--temp", "-n", exp_name, *set_args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+    reason = next(
+        (ln for ln in reversed(lines) if ln.startswith("greenpipe")), lines[-1] if lines else ""
+    )
+    ok = proc.returncode == 0
+    get_run_logger().info(
+        "%s %s in %.0f s", exp_name, "finished" if ok else "FAILED", time.perf_counter() - t0
+    )
+    return {
+        "variant": exp_name,
+        "ok": ok,
+        "reason": "" if ok else reason,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _record_cached_stages(client, exp_id: str, parent: str, stages: list[str]) -> None:
+    """A stage DVC restored from its run-cache spent no energy and logged no run: record it
+    as a child run tagged cached, so every variant shows one child per stage."""
+    children = client.search_runs(
+        [exp_id], f"tags.`mlflow.parentRunId` = '{parent}'", max_results=200
+    )
+    ran = {r.info.run_name for r in children}
+    for stage in stages:
+        if stage not in ran:
+            run = client.create_run(
+                exp_id,
+                run_name=stage,
+                tags={
+                    runs.TAG_PARENT: parent,
+                    runs.TAG_ROLE: "stage",
+                    "greenpipe.stage": stage,
+                    "greenpipe.cached": "true",
+                },
+            )
+            client.set_terminated(run.info.run_id, "FINISHED")
+
+
+@flow(name="greenpipe-sweep", log_prints=True)
+def sweep(plan: str, root: str = ".", workers: int = 2) -> dict:
+    """Run every variant of `plan`; returns {"sweep", "results": [...]}."""
+    root_p = Path(root).resolve()
+    raw = yaml.safe_load((root_p / "params.yaml").read_text())
+    params = validate_params(raw)
+    name, variants = load_plan(root_p / plan if not Path(plan).is_absolute() else plan, raw)
+    sweep_id = f"{name}-{uuid.uuid4().hex[:6]}"
+    uri = runs.resolve_tracking_uri(params.tracking.mlflow_uri, root_p)
+    runs.check_reachable(uri)
+    client = runs.client_for(uri)
+    exp_id = runs.ensure_experiment(
+        client, params.experiment, root_p / params.tracking.artifact_dir
+    )
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    futures, parents = [], {}
+    for v in variants:
+        parent = _open_parent(client, exp_id, raw, v, sweep_id)
+        exp_name = f"{v.name}-{sweep_id[-6:]}"
+        parents[exp_name] = (parent, v)
+        env = variant_env(parent, uri, threads)
+        futures.append(run_variant.submit(str(root_p), exp_name, v.set_args(), env))
+    results = [f.result(raise_on_failure=False) for f in futures]
+    results = [
+        r if isinstance(r, dict) else {"variant": "?", "ok": False, "reason": str(r)}
+        for r in results
+    ]
+    _close_parents(client, exp_id, parents, results, root_p, raw)
+    return {"sweep": sweep_id, "results": results}
+
+
+def _open_parent(client, exp_id: str, raw: dict, v: Variant, sweep_id: str) -> str:
+    tags = {
+        runs.TAG_ROLE: "experiment",
+        "greenpipe.driver": "sweep",
+        TAG_SWEEP: sweep_id,
+        "greenpipe.variant": v.name,
+        **runs.process_tags(),
+    }
+    run = client.create_run(exp_id, run_name=f"{v.name} ({sweep_id})", tags=tags)
+    flat = prov.flatten(validate_params(apply(raw, v.overrides)).model_dump(mode="json"))
+    runs.log_params(client, run.info.run_id, flat)
+    return run.info.run_id
+
+
+def _close_parents(client, exp_id, parents, results, root_p: Path, raw: dict) -> None:
+    for r in results:
+        if r["variant"] not in parents:
+            continue
+        parent, v = parents[r["variant"]]
+        client.set_tag(parent, "dvc.exp_name", r["variant"])
+        if r["ok"]:
+            stages = stage_order_for(root_p, apply(raw, v.overrides))
+            _record_cached_stages(client, exp_id, parent, stages)
+        else:
+            client.set_tag(parent, "greenpipe.error", r["reason"][:5000])
+        client.set_terminated(parent, "FINISHED" if r["ok"] else "FAILED")
+
+
+def stage_order_for(root: Path, raw_variant: dict) -> list[str]:
+    """The DVC stage names of a variant (foreach stages expand over its train.backends)."""
+    names = []
+    backends = raw_variant["train"]["backends"]
+    for stage in stage_order(root):
+        base, _, item = stage.partition("@")
+        if not item:
+            names.append(stage)
+        elif f"{base}@{backends[0]}" not in names:
+            names += [f"{base}@{b}" for b in backends]
+    return names

@@ -1,0 +1,1 @@
+"""Model optimization: structured pruning (`prune`); int8 quantization lives in each backend."""

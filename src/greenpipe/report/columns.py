@@ -1,0 +1,137 @@
+"""The columns of every report table: (row key, header, format)."""
+
+from __future__ import annotations
+
+from greenpipe.report.render import Column
+
+
+def _interval(lo: str, hi: str, fmt: str = "{:.3f}"):
+    def show(row: dict) -> str:
+        if row.get(lo) is None or row.get(hi) is None:
+            return "n/a"
+        return f"[{fmt.format(row[lo])}, {fmt.format(row[hi])}]"
+
+    return show
+
+
+def _mean_std(mean: str, std: str, fmt: str = "{:.3e}"):
+    def show(row: dict) -> str:
+        if row.get(mean) is None:
+            return "n/a"
+        spread = f" ± {fmt.format(row[std])}" if row.get(std) is not None else ""
+        return fmt.format(row[mean]) + spread
+
+    return show
+
+
+def _before_after(key: str, fmt: str):
+    def show(row: dict) -> str:
+        b, a = row.get(f"{key}_before"), row.get(f"{key}_after")
+        text = [fmt.format(v) if v is not None else "n/a" for v in (b, a)]
+        return f"{text[0]} -> {text[1]}"
+
+    return show
+
+
+MODEL_COLS: list[Column] = [
+    ("model", "model", "{}"),
+    ("backend", "backend", "{}"),
+    ("accuracy", "accuracy", "{:.4f}"),
+    ("accuracy_ci", "95% CI", _interval("accuracy_ci_low", "accuracy_ci_high")),
+    ("macro_f1", "macro-F1", "{:.4f}"),
+    ("params", "params", "{:,.0f}"),
+    ("size_kb", "size (KiB)", "{:.1f}"),
+    ("latency_p50_ms", "p50 (ms)", "{:.3f}"),
+    ("latency_p95_ms", "p95 (ms)", "{:.3f}"),
+    ("latency_batch_p50_ms", "p50 batch (ms)", "{:.3f}"),
+    ("throughput_sps", "throughput (/s)", "{:,.0f}"),
+    ("memory_inference_peak_mb", "inference peak (MiB)", "{:.1f}"),
+    (
+        "energy_per_1k",
+        "kWh / 1k inferences",
+        _mean_std("energy_per_1k_kwh", "energy_per_1k_std_kwh"),
+    ),
+    ("train_kwh", "own training kWh", "{:.3e}"),
+    ("obtain_kwh", "kWh to obtain", "{:.3e}"),
+    ("total_kwh", "total kWh", "{:.3e}"),
+    ("flag", "flag", "{}"),
+]
+STAGE_COLS: list[Column] = [
+    ("stage", "stage", "{}"),
+    ("energy_kwh", "energy (kWh)", "{:.3e}"),
+    ("cpu_kwh", "CPU (kWh)", "{:.3e}"),
+    ("gpu_kwh", "GPU (kWh)", "{:.3e}"),
+    ("ram_kwh", "RAM (kWh)", "{:.3e}"),
+    ("emissions_kg", "kgCO2e", "{:.3e}"),
+    ("duration_s", "duration (s)", "{:.1f}"),
+    ("source", "how measured", "{}"),
+]
+OPTIMIZATION_COLS: list[Column] = [
+    ("model", "model", "{}"),
+    ("backend", "backend", "{}"),
+    ("source", "from", "{}"),
+    ("params", "params", _before_after("params", "{:,}")),
+    ("size_kb", "size (KiB)", _before_after("size_kb", "{:.1f}")),
+    ("accuracy", "accuracy", _before_after("accuracy", "{:.4f}")),
+    ("latency_p50_ms", "p50 batch 1 (ms)", _before_after("latency_p50_ms", "{:.3f}")),
+    ("latency_batch_p50_ms", "p50 batch (ms)", _before_after("latency_batch_p50_ms", "{:.3f}")),
+    ("energy_per_1k_kwh", "kWh / 1k", _before_after("energy_per_1k_kwh", "{:.2e}")),
+    ("flag", "verdict", "{}"),
+]
+TARGET_COLS: list[Column] = [
+    ("backend", "backend", "{}"),
+    ("criterion", "criterion", "{}"),
+    ("teacher", "teacher", "{:.4g}"),
+    ("candidate", "candidate", "{:.4g}"),
+    ("ratio", "candidate / teacher", "{:.3f}"),
+    ("target", "target", "{}"),
+    ("verdict", "verdict", "{}"),
+]
+DISTILL_COLS: list[Column] = [
+    ("backend", "backend", "{}"),
+    ("kd_accuracy", "KD accuracy", "{:.4f}"),
+    ("scratch_accuracy", "scratch accuracy", "{:.4f}"),
+    ("accuracy_gain", "KD - scratch", "{:+.4f}"),
+    ("kd_own_kwh", "KD own kWh", "{:.3e}"),
+    ("teacher_kwh", "teacher kWh charged", "{:.3e}"),
+    ("kd_obtain_kwh", "KD kWh to obtain", "{:.3e}"),
+    ("scratch_obtain_kwh", "scratch kWh to obtain", "{:.3e}"),
+    ("extra_kwh", "extra kWh for KD", "{:+.3e}"),
+]
+
+POINT_COLS: list[Column] = [
+    ("run_name", "run", "{}"),
+    ("exp_name", "DVC experiment", "{}"),
+    ("seed", "seed", "{}"),
+    ("model", "model", "{}"),
+    ("backend", "backend", "{}"),
+    ("accuracy", "accuracy", "{:.4f}"),
+    ("accuracy_ci", "95% CI", _interval("accuracy_ci_low", "accuracy_ci_high")),
+    ("params", "params", "{:,.0f}"),
+    ("obtain_kwh", "kWh to obtain", "{:.3e}"),
+    ("energy_per_1k_kwh", "kWh / 1k inferences", "{:.3e}"),
+    ("total_kwh", "total kWh", "{:.3e}"),
+    ("pareto", "Pareto", lambda r: "yes" if r.get("pareto") else ""),
+    ("flag", "flag", "{}"),
+]
+KD_SEED_COLS: list[Column] = [
+    ("backend", "backend", "{}"),
+    ("kd_mean", "KD mean accuracy", "{:.4f}"),
+    ("scratch_mean", "scratch mean accuracy", "{:.4f}"),
+    ("difference", "KD - scratch", "{:+.4f}"),
+    ("kd_at_least_scratch", "KD >= scratch at", "{}"),
+    ("verdict", "verdict", "{}"),
+]
+
+
+def seed_cols(seeds: list[int]) -> list[Column]:
+    """model, backend, one accuracy column per seed, mean, std, n."""
+    per_seed: list[Column] = [(f"seed_{s}", f"seed {s}", "{:.4f}") for s in seeds]
+    return [
+        ("model", "model", "{}"),
+        ("backend", "backend", "{}"),
+        *per_seed,
+        ("mean", "mean", "{:.4f}"),
+        ("std", "std", "{:.4f}"),
+        ("n", "seeds", "{}"),
+    ]

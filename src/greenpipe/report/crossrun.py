@@ -1,0 +1,97 @@
+"""The cross-run report (`greenpipe report`): a Pareto front of accuracy against energy over
+every model of every run, accuracy over seeds, and all points, as HTML, Markdown, PNG and CSV.
+
+Energy axes (`ENERGY`): "train" = kWh to obtain the model (its training plus everything
+upstream: the teacher for distilled students, pruning and quantization for optimized ones);
+"inference" = kWh per 1,000 inferences; "total" = to obtain + `total_inferences` inferences.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from greenpipe.report import columns as col
+from greenpipe.report.pareto import pareto_front
+from greenpipe.report.plot import pareto_png, seeds_png
+from greenpipe.report.render import Table, html_page, markdown
+from greenpipe.report.seeds import accuracy_by_seed, kd_against_scratch, seed_runs
+
+ENERGY = {
+    "train": ("obtain_kwh", "energy to obtain the model (kWh, training + upstream)"),
+    "inference": ("energy_per_1k_kwh", "energy per 1,000 inferences (kWh)"),
+    "total": ("total_kwh", "total energy (kWh): to obtain + report.total_inferences inferences"),
+}
+CSV_KEYS = [k for k, _, _ in col.POINT_COLS if k != "accuracy_ci"] + [
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "run_id",
+    "config",
+]
+
+
+def with_front(points: list[dict[str, Any]], energy: str) -> list[dict[str, Any]]:
+    """The points with `energy_kwh` (the chosen axis) and `pareto` (non-dominated) set."""
+    key = ENERGY[energy][0]
+    on = pareto_front([(p.get("accuracy"), p.get(key)) for p in points])
+    return [
+        {**p, "energy_kwh": p.get(key), "pareto": flag} for p, flag in zip(points, on, strict=True)
+    ]
+
+
+def points_csv(points: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["energy_kwh", *CSV_KEYS], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(points)
+    return buf.getvalue()
+
+
+def _tables(points: list[dict], energy: str) -> tuple[list[Table], list[int], list[dict]]:
+    config, seeds = seed_runs(points)
+    by_seed = accuracy_by_seed(points, seeds)
+    front = sorted((p for p in points if p["pareto"]), key=lambda p: p["energy_kwh"])
+    front_cols = [*col.POINT_COLS[:6], ("energy_kwh", ENERGY[energy][1], "{:.3e}")]
+    seed_intro = (
+        f"Configuration {config}: the latest run at each of {len(seeds)} seeds."
+        if config
+        else "No configuration was run with two or more seeds."
+    )
+    tables = [
+        Table(f"Pareto front (energy = {energy})", front, [*front_cols, ("flag", "flag", "{}")]),
+        Table("Accuracy over seeds", by_seed, col.seed_cols(list(seeds)), intro=seed_intro),
+        Table(
+            "Distilled against from-scratch student over seeds",
+            kd_against_scratch(by_seed, seeds),
+            col.KD_SEED_COLS,
+        ),
+        Table("All runs and models", points, col.POINT_COLS),
+    ]
+    return tables, list(seeds), by_seed
+
+
+def build(points: list[dict[str, Any]], energy: str, title: str) -> dict[str, str | bytes]:
+    """{file name: content} of the report over `points` (from `mlflow_runs.run_points`,
+    already through `with_front`)."""
+    tables, seeds, by_seed = _tables(points, energy)
+    images = {
+        "pareto.png": pareto_png(points, ENERGY[energy][1]),
+        "seeds.png": seeds_png(by_seed, seeds),
+    }
+    runs = len({p["run_id"] for p in points})
+    notes = [
+        f"{len(points)} points (run, model, backend) from {runs} finished parent runs.",
+        "A point is on the Pareto front if no other point is at least as accurate and at "
+        "most as costly, and strictly better in one of the two; such runs are tagged "
+        "greenpipe.pareto=true in MLflow.",
+        "flag: an optimized model that is not smaller or not faster than its parent is "
+        "flagged, not counted as a gain.",
+    ]
+    alts = {"pareto.png": "Pareto front", "seeds.png": "accuracy over seeds"}
+    return {
+        **images,
+        "index.html": html_page(title, tables, notes, [(alts[k], v) for k, v in images.items()]),
+        "report.md": markdown(title, tables, notes, [(alts[k], k) for k in images]),
+        "points.csv": points_csv(points),
+    }

@@ -1,0 +1,111 @@
+"""A 4-variant sweep on tiny data, concurrently on Dask: every variant is a DVC experiment and
+an MLflow parent run tagged with the sweep id, with one child run per stage; a failing variant
+does not stop the others and is listed with its reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PLAN = """\
+name: tiny
+base:
+  distill.epochs: 2
+grid:
+  distill.temperature: [2.0, 4.0]
+  distill.alpha: [0.5, 0.9]
+"""
+
+FAILING = """\
+name: half
+grid:
+  distill.min_param_ratio: [1.0, 1000.0]
+"""
+
+
+def _exp_names(ws) -> set[str]:
+    shown = json.loads(ws.run("dvc", "exp", "show", "--json").stdout)
+    return {r.get("name") for rev in shown for e in rev.get("experiments") or [] for r in e["revs"]}
+
+
+def _sweep_runs(ws, sweep_id: str):
+    runs = ws.runs()
+    parents = [r for r in runs if r.data.tags.get("greenpipe.sweep") == sweep_id]
+    children = {
+        p.info.run_id: [r for r in runs if r.data.tags.get("mlflow.parentRunId") == p.info.run_id]
+        for p in parents
+    }
+    return parents, children
+
+
+@pytest.fixture(scope="module")
+def sweep_ws(workspace):
+    raw = workspace.params()
+    raw["train"]["backends"] = ["torch"]
+    workspace.write_params(raw)
+    (workspace.path / "plans" / "tiny.yaml").write_text(PLAN)
+    (workspace.path / "plans" / "half.yaml").write_text(FAILING)
+    workspace.run("git", "add", "-A")
+    workspace.run("git", "commit", "-qm", "sweep plans")
+    workspace.run("dvc", "repro", "train@torch")  # shared stages: restored from the run-cache
+    return workspace
+
+
+def test_four_variant_sweep_on_dask(sweep_ws):
+    proc = sweep_ws.run("greenpipe", "sweep", "plans/tiny.yaml", "--workers", "2")
+    assert "4/4 variants ok" in proc.stdout, proc.stdout + proc.stderr
+    sweep_id = proc.stdout.split("sweep ", 1)[1].split(":", 1)[0]
+    names = _exp_names(sweep_ws)
+    assert len([n for n in names if n and n.startswith("tiny-")]) == 4
+    parents, children = _sweep_runs(sweep_ws, sweep_id)
+    assert len(parents) == 4
+    stages = [
+        "prepare",
+        "clean",
+        "augment",
+        "compress",
+        "train@torch",
+        "distill@torch",
+        "optimize@torch",
+        "evaluate@torch",
+        "report",
+    ]
+    for p in parents:
+        assert p.info.status == "FINISHED"
+        assert sorted(r.info.run_name for r in children[p.info.run_id]) == sorted(stages)
+        ran = [r for r in children[p.info.run_id] if r.data.tags.get("greenpipe.cached") != "true"]
+        assert {r.info.run_name for r in ran} >= {"distill@torch", "evaluate@torch"}
+        assert all(r.data.metrics["energy_kwh"] > 0 for r in ran)
+    temps = sorted(float(p.data.params["distill.temperature"]) for p in parents)
+    assert temps == [2.0, 2.0, 4.0, 4.0]
+
+
+def test_failed_variant_does_not_stop_the_others(sweep_ws):
+    proc = sweep_ws.run(
+        "greenpipe",
+        "sweep",
+        "plans/half.yaml",
+        "--workers",
+        "2",
+        "--runner",
+        "threads",
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "1/2 variants ok" in proc.stdout
+    failed = [ln for ln in proc.stdout.splitlines() if "FAILED" in ln]
+    assert len(failed) == 1 and "min_param_ratio" in failed[0]
+    sweep_id = proc.stdout.split("sweep ", 1)[1].split(":", 1)[0]
+    parents, _ = _sweep_runs(sweep_ws, sweep_id)
+    assert sorted(p.info.status for p in parents) == ["FAILED", "FINISHED"]
+
+
+def test_bad_plan_fails_before_any_variant_runs(sweep_ws):
+    (sweep_ws.path / "bad.yaml").write_text("grid:\n  distill.alpha: [0.5, 2.0]\n")
+    before = len(sweep_ws.runs())
+    proc = sweep_ws.run("greenpipe", "sweep", "bad.yaml", check=False)
+    assert proc.returncode == 2 and "distill.alpha" in proc.stderr.strip().splitlines()[-1]
+    assert len(sweep_ws.runs()) == before

@@ -1,0 +1,201 @@
+"""The cross-run report: points from MLflow parent runs, the front, seeds, HTML/PNG output,
+MLflow tags and the `greenpipe report` command."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from greenpipe.report import crossrun
+from greenpipe.report.mlflow_runs import fingerprint, run_points, tag_pareto, unflatten
+from greenpipe.report.seeds import accuracy_by_seed, kd_against_scratch, seed_runs
+
+REPO = Path(__file__).resolve().parents[2]
+BACKENDS = ["torch", "tensorflow"]
+
+
+def _flat(acc_kd: float, acc_scratch: float, backend: str = "torch") -> dict[str, float]:
+    """A parent run's metrics as stage_run logs them: <stage>/<backend>/<path>."""
+    ev = f"evaluate/{backend}/models"
+    return {
+        f"train/{backend}/energy/energy_kwh": 4e-5,
+        f"distill/{backend}/student_kd/energy_kwh": 5e-5,
+        f"distill/{backend}/student_scratch/energy_kwh": 2e-5,
+        f"{ev}/teacher/accuracy": 0.99,
+        f"{ev}/teacher/energy_per_1k_kwh": 2e-7,
+        f"{ev}/student_kd/accuracy": acc_kd,
+        f"{ev}/student_kd/energy_per_1k_kwh": 5e-8,
+        f"{ev}/student_scratch/accuracy": acc_scratch,
+        f"{ev}/student_scratch/energy_per_1k_kwh": 5e-8,
+        "prepare/energy/energy_kwh": 1e-7,
+    }
+
+
+def _run(run_id: str, seed: int, metrics: dict, start: int, **params) -> SimpleNamespace:
+    params = {"seed": str(seed), "distill.alpha": "0.7", "tracking.mlflow_uri": "x", **params}
+    return SimpleNamespace(
+        info=SimpleNamespace(run_id=run_id, run_name=f"run {run_id}", start_time=start),
+        data=SimpleNamespace(metrics=metrics, params=params, tags={"dvc.exp_name": "e"}),
+    )
+
+
+def test_unflatten_rebuilds_the_stage_metrics_per_backend():
+    flat = {**_flat(0.97, 0.96), "evaluate/models/teacher/accuracy": 0.5}  # a legacy key
+    tree = unflatten(flat, BACKENDS, legacy_backend="torch-old")
+    assert tree["torch"]["distill"]["student_kd"]["energy_kwh"] == 5e-5
+    assert tree["torch"]["evaluate"]["models"]["student_kd"] == {
+        "accuracy": 0.97,
+        "energy_per_1k_kwh": 5e-8,
+        "backend": "torch",
+    }
+    assert tree["torch-old"]["evaluate"]["models"]["teacher"]["accuracy"] == 0.5
+    assert "prepare" not in tree["torch"]
+
+
+def test_fingerprint_ignores_seed_and_bookkeeping_only():
+    a = {"seed": "1", "distill.alpha": "0.7", "tracking.mlflow_uri": "a", "report.title": "t"}
+    assert fingerprint(a) == fingerprint({**a, "seed": "2", "tracking.mlflow_uri": "b"})
+    assert fingerprint(a) != fingerprint({**a, "distill.alpha": "0.5"})
+
+
+def test_run_points_one_per_model_with_the_run_label():
+    points = run_points(_run("r1", 3, _flat(0.97, 0.96), 10), BACKENDS, 1000)
+    by = {p["model"]: p for p in points}
+    assert set(by) == {"teacher", "student_kd", "student_scratch"}
+    kd = by["student_kd"]
+    assert kd["seed"] == 3 and kd["run_id"] == "r1" and kd["exp_name"] == "e"
+    assert kd["obtain_kwh"] == pytest.approx(9e-5)  # the teacher's training is charged
+    assert kd["total_kwh"] == pytest.approx(9e-5 + 5e-8)
+
+
+@pytest.fixture
+def points() -> list[dict]:
+    runs = [
+        _run("a", 1, _flat(0.97, 0.96), 1),
+        _run("b", 2, _flat(0.98, 0.98), 2),
+        _run("c", 3, _flat(0.96, 0.97), 3),
+        _run("old", 1, _flat(0.10, 0.10), 0),  # the same seed earlier: superseded by "a"
+        _run("other", 7, _flat(0.99, 0.99), 4, **{"distill.alpha": "0.1"}),  # other config
+    ]
+    return [p for r in runs for p in run_points(r, BACKENDS, 1000)]
+
+
+def test_seeds_take_the_latest_run_per_seed_of_the_largest_config(points):
+    config, seeds = seed_runs(points)
+    assert seeds == {1: "a", 2: "b", 3: "c"}
+    rows = {r["model"]: r for r in accuracy_by_seed(points, seeds)}
+    kd = rows["student_kd"]
+    assert (kd["seed_1"], kd["seed_2"], kd["seed_3"], kd["n"]) == (0.97, 0.98, 0.96, 3)
+    assert kd["mean"] == pytest.approx(0.97) and kd["std"] == pytest.approx(0.01)
+    (cmp,) = kd_against_scratch(list(rows.values()), seeds)
+    assert cmp["difference"] == pytest.approx(0.97 - 0.97)
+    assert cmp["kd_at_least_scratch"] == "2 of 3 seeds" and cmp["verdict"] == "KD >= scratch"
+
+
+def test_no_config_with_two_seeds(points):
+    one = [p for p in points if p["run_id"] == "other"]
+    assert seed_runs(one) == (None, {})
+
+
+def test_with_front_marks_the_non_dominated_points(points):
+    marked = crossrun.with_front(points, "inference")
+    front = {(p["run_id"], p["model"]) for p in marked if p["pareto"]}
+    # cheapest inference (5e-8) and the most accurate at that cost: run "other"'s students
+    assert front == {("other", "student_kd"), ("other", "student_scratch")}
+    assert all(p["energy_kwh"] == p["energy_per_1k_kwh"] for p in marked)
+    train = crossrun.with_front(points, "train")
+    assert {(p["run_id"], p["model"]) for p in train if p["pareto"]} == {
+        ("other", "student_scratch")
+    }
+
+
+def test_build_writes_html_with_tables_and_images_and_a_csv(points):
+    import matplotlib.image as mpimg
+
+    files = crossrun.build(crossrun.with_front(points, "total"), "total", "All <runs>")
+    assert set(files) == {"index.html", "report.md", "pareto.png", "seeds.png", "points.csv"}
+    page = files["index.html"]
+    assert page.count("<table>") == 4 and "<title>All &lt;runs&gt;</title>" in page
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert [base64.b64decode(i) for i in images] == [files["pareto.png"], files["seeds.png"]]
+    for name in ("pareto.png", "seeds.png"):
+        assert mpimg.imread(io.BytesIO(files[name]), format="png").shape[0] > 100
+    assert "| seed 1 | seed 2 | seed 3 |" in files["report.md"]
+    assert "![Pareto front](pareto.png)" in files["report.md"]
+    assert files["points.csv"].splitlines()[0].startswith("energy_kwh,run_name,")
+    assert len(files["points.csv"].splitlines()) == 1 + len(points)
+
+
+def test_tag_pareto_tags_every_run_true_or_false():
+    tags = {}
+    client = SimpleNamespace(set_tag=lambda run, k, v: tags.__setitem__((run, k), v))
+    pts = [
+        {"run_id": "a", "model": "m", "backend": "torch"},
+        {"run_id": "a", "model": "n", "backend": "tensorflow"},
+        {"run_id": "b", "model": "m", "backend": "torch"},
+    ]
+    tag_pareto(client, pts, [False, True, False], "total")
+    assert tags[("a", "greenpipe.pareto")] == "true" and tags[("b", "greenpipe.pareto")] == "false"
+    assert tags[("a", "greenpipe.pareto.models")] == "n@tensorflow"
+    assert tags[("b", "greenpipe.pareto.models")] == "-"
+    assert tags[("b", "greenpipe.pareto.energy")] == "total"
+
+
+def _mlflow_store(root: Path, runs: list[tuple[int, dict]]) -> str:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("greenpipe-digits", artifact_location=(root / "a").as_uri())
+    for seed, metrics in runs:
+        run = client.create_run(exp, run_name=f"seed {seed}", tags={"greenpipe.role": "x"})
+        client.log_param(run.info.run_id, "seed", str(seed))
+        for k, v in metrics.items():
+            client.log_metric(run.info.run_id, k, v)
+        client.set_terminated(run.info.run_id, "FINISHED")
+    return uri
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> tuple[Path, str]:
+    """A repo folder with params.yaml and an MLflow store with two finished parent runs."""
+    root = tmp_path_factory.mktemp("store")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    return root, _mlflow_store(root, [(1, _flat(0.97, 0.96)), (2, _flat(0.98, 0.95, "tensorflow"))])
+
+
+def test_greenpipe_report_command(store, monkeypatch, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from greenpipe.cli import main
+
+    root, uri = store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(SystemExit) as done:
+        main(["--root", str(root), "report", "--energy", "train", "--out", "out"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "pareto: student_scratch@torch seed 1" in out
+    page = (root / "out" / "index.html").read_text()
+    assert "<table>" in page and "data:image/png;base64," in page
+    assert (root / "out" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    tags = [r.data.tags.get("greenpipe.pareto") for r in MlflowClient(uri).search_runs(["1"])]
+    assert sorted(tags) == ["true", "true"]
+
+
+def test_greenpipe_report_without_runs_is_a_one_line_error(store, monkeypatch, capsys):
+    from greenpipe.cli import main
+
+    root, uri = store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(SystemExit) as done:
+        main(["--root", str(root), "report", "--experiment", "nothing-here", "--no-tag"])
+    assert done.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no finished run with evaluated models" in err[0]

@@ -34,7 +34,7 @@ test: install
 
 ## bench: benchmarks that measure ratios side by side (see benchmarks/)
 bench: install
-	@for b in benchmarks/sweep_parallel.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/train_throughput.py benchmarks/cached_runs.py benchmarks/sweep_parallel.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lint: install
 	$(BIN)/ruff check src pipelines flows tests

@@ -1,29 +1,58 @@
-"""clean: drop invalid samples, exact duplicates and val/test samples leaked into train."""
+"""clean: drop invalid samples, exact and near duplicates, val/test samples leaked into train,
+and find label issues (cleanlab); counts per reason, class balance and a PNG of flagged samples."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from greenpipe import artifacts
-from greenpipe.data.clean import REASONS, clean_splits
+from greenpipe.data.clean import REASONS, audit_splits, class_balance, count_reasons, dropped
+from greenpipe.data.grid import image_grid
 from greenpipe.entry import load, main_of, stage_parser
 from greenpipe.tracking.stage import stage_run
+
+
+def _flagged_grid(splits, reasons, limit: int) -> bytes:
+    """The first `limit` flagged samples (split order), captioned `split: reason (label)`."""
+    imgs, caps = [], []
+    for name, (x, y) in splits.items():
+        for i in np.flatnonzero(reasons[name] != ""):
+            if len(imgs) < limit and x.ndim == 4 and np.isfinite(x[i]).all():
+                imgs.append(x[i])
+                caps.append(f"{name}: {reasons[name][i]} ({y[i]})")
+    return image_grid(np.array(imgs), caps, title="flagged samples: split: reason (label)")
 
 
 def main(argv: list[str] | None = None) -> None:
     p = stage_parser("clean", __doc__)
     p.add_argument("--in", dest="inp", default="data/prepared.npz")
     p.add_argument("--out", default="data/clean.npz")
+    p.add_argument("--grid", default="plots/clean_flagged.png")
     args = p.parse_args(argv)
     params = load(args)
+    cfg = params.clean
     with stage_run("clean", params, args.metrics) as run:
         splits = artifacts.load_splits(args.inp)
         shape = splits["train"][0].shape[1:]
-        cleaned, counts = clean_splits(splits, params.clean, shape)
+        reasons = audit_splits(splits, cfg, shape, params.seed)
+        cleaned = {
+            n: (x[~dropped(reasons[n], cfg)], y[~dropped(reasons[n], cfg)])
+            for n, (x, y) in splits.items()
+        }
         artifacts.save_splits(args.out, cleaned)
+        artifacts.write_bytes(args.grid, _flagged_grid(splits, reasons, cfg.grid_max))
+        run.log_artifact(args.grid)
+        counts = count_reasons(reasons)
         run.log_metrics(
             {
-                "removed": counts,
-                "removed_total": {r: sum(c[r] for c in counts.values()) for r in REASONS},
+                "found": counts,
+                "found_total": {r: sum(c[r] for c in counts.values()) for r in REASONS},
+                "removed_total": {
+                    r: int(sum(((a == r) & dropped(a, cfg)).sum() for a in reasons.values()))
+                    for r in REASONS
+                },
                 "samples": {name: len(s[1]) for name, s in cleaned.items()},
+                "balance": {name: class_balance(s[1]) for name, s in cleaned.items()},
             }
         )
 

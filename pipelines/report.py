@@ -34,6 +34,11 @@ def notes_for(stages: list[dict]) -> list[str]:
         "optimized models. The report stage's own energy is in metrics/report.json."
     )
     notes.append(
+        "CI: percentile bootstrap interval of the test accuracy / macro-F1 (evaluate.confidence, "
+        "evaluate.bootstrap_samples resamples, seeded). kWh / 1k inferences: mean ± sample "
+        "standard deviation over evaluate.energy_repeats CodeCarbon tasks."
+    )
+    notes.append(
         "flag: an optimized model that is not at least 5% smaller, or not at least 5% faster "
         "(median latency at batch 1 and at the larger batch) than the model it came from, "
         "is flagged, not counted as a gain."

@@ -119,10 +119,11 @@ def write_curves(path: str | Path, rows: list[dict[str, float]]) -> None:
 
 
 def load_dataset(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The compressed data set (compress stage output) as float32 splits in [0, 1]."""
-    from greenpipe.data.compress import decode
+    """The compressed data set (compress stage output, any codec) as float32 splits in [0, 1]
+    at the original resolution."""
+    from greenpipe.data.compress import load_container
 
-    return decode(load_splits(path))
+    return load_container(path, SPLITS)
 
 
 def save_model(backend: Any, model: Any, path: str | Path) -> int:

@@ -49,10 +49,16 @@ class TrackingConfig(_Section):
 
 
 class DataConfig(_Section):
-    """prepare: the source and the stratified split."""
+    """prepare: the source and the stratified split.
 
-    source: Literal["digits", "npz"] = "digits"
+    image_folder: one subfolder per class under `path`, PNG or JPEG of any size, resized to
+    `image_size` x `image_size` pixels with `channels` channels (1 grayscale, 3 RGB).
+    """
+
+    source: Literal["digits", "npz", "image_folder"] = "digits"
     path: str | None = None
+    image_size: int = Field(32, ge=4, le=1024)
+    channels: Literal[1, 3] = 1
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
 
@@ -70,28 +76,74 @@ class DataConfig(_Section):
 
 
 class CleanConfig(_Section):
-    """clean: which checks drop samples."""
+    """clean: which checks drop samples.
+
+    Near duplicates: perceptual hashes (64-bit DCT pHash) at most `near_duplicate_distance`
+    bits apart. Label issues: cleanlab confident learning on `label_folds`-fold out-of-fold
+    probabilities of a logistic regression, on the train split; `flag` only counts them,
+    `drop` removes them. `grid_max` flagged samples are drawn in the PNG grid.
+    """
 
     drop_invalid: bool = True
     drop_duplicates: bool = True
+    drop_near_duplicates: bool = True
+    near_duplicate_distance: int = Field(4, ge=0, le=32)
     drop_leakage: bool = True
+    label_issues: Literal["off", "flag", "drop"] = "flag"
+    label_folds: int = Field(5, ge=2, le=20)
+    grid_max: int = Field(48, ge=1, le=400)
+
+
+TransformName = Literal["flip", "rotate", "shift", "zoom", "noise", "brightness", "blur"]
+
+
+class TransformSpec(_Section):
+    """One augmentation: `name`, probability `p` and a `limit` whose unit depends on the name:
+    rotate degrees; shift and zoom a fraction of the image size; noise a std in [0, 1] units;
+    brightness a fraction; blur a max kernel size in px; flip ignores it (horizontal flip)."""
+
+    name: TransformName
+    p: float = Field(1.0, ge=0, le=1)
+    limit: float = Field(0.0, ge=0, le=180)
 
 
 class AugmentConfig(_Section):
-    """augment: seeded transforms of the train split; `factor` = output size / input size."""
+    """augment: seeded transforms of the train split; `factor` = output size / input size;
+    `transforms` are applied in order (albumentations); `grid_samples` originals are drawn
+    with their augmented copies in the PNG grid."""
 
     factor: int = Field(2, ge=1, le=64)
-    max_shift_px: int = Field(1, ge=0, le=4)
-    max_rotation_deg: float = Field(10.0, ge=0, le=45)
-    noise_std: float = Field(0.02, ge=0, le=0.5)
+    transforms: tuple[TransformSpec, ...] = (
+        TransformSpec(name="rotate", limit=10.0),
+        TransformSpec(name="shift", limit=0.125),
+        TransformSpec(name="noise", limit=0.02),
+    )
+    grid_samples: int = Field(8, ge=1, le=64)
+
+
+_LEVELS = {"zlib": (0, 9), "zstd": (1, 22), "blosc2": (0, 9), "none": (0, 22)}
 
 
 class CompressConfig(_Section):
-    """compress: dtype quantization and the container codec."""
+    """compress: dtype quantization, resolution downscaling (stored `downscale` x smaller per
+    side, restored on load), subsampling of the train split to `fraction` (stratified random
+    or a per-class k-center greedy coreset), and the container codec at `level`."""
 
     dtype: Literal["uint8", "float32"] = "uint8"
-    codec: Literal["zlib", "none"] = "zlib"
-    level: int = Field(6, ge=0, le=9)
+    codec: Literal["zlib", "zstd", "blosc2", "none"] = "zlib"
+    level: int = Field(6, ge=0, le=22)
+    downscale: int = Field(1, ge=1, le=8)
+    fraction: float = Field(1.0, gt=0, le=1)
+    subsample: Literal["stratified", "kcenter"] = "stratified"
+
+    @field_validator("level")
+    @classmethod
+    def _level_for_codec(cls, level: int, info: ValidationInfo) -> int:
+        codec = info.data.get("codec", "zlib")
+        lo, hi = _LEVELS.get(codec, (0, 22))
+        if not lo <= level <= hi:
+            raise ValueError(f"for codec {codec!r} the level must be in {lo}..{hi}")
+        return level
 
 
 class ModelArch(_Section):

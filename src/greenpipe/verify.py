@@ -36,6 +36,8 @@ MEASURED = (
     "emissions",
     "inferences",
     "memory",
+    "rss",
+    "seconds",
     "device",
     "threads",
     "_s",

@@ -90,3 +90,61 @@ def test_same_data_gives_same_bytes(monkeypatch):
     real = _time.localtime
     monkeypatch.setattr(_time, "localtime", lambda *a: real(_time.time() + 86400 * 400))
     assert encode(splits, CompressConfig()) == first
+
+
+# --- codecs, downscaling, subsampling ------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec, level", [("zlib", 9), ("zstd", 19), ("blosc2", 9), ("none", 0)])
+def test_every_codec_round_trips_and_is_byte_deterministic(splits, tmp_path, codec, level):
+    from greenpipe.data.compress import load_container
+
+    cfg = CompressConfig(codec=codec, level=level)
+    blob = encode(splits, cfg)
+    assert blob == encode(splits, cfg)
+    (tmp_path / "d.npz").write_bytes(blob)
+    back = load_container(tmp_path / "d.npz", tuple(splits))
+    for name, (x, y) in splits.items():
+        assert np.abs(back[name][0] - x).max() <= 1 / 255
+        np.testing.assert_array_equal(back[name][1], y)
+
+
+def test_downscale_stores_smaller_and_restores_the_shape(tmp_path):
+    from greenpipe.data.compress import load_container
+
+    x, y = load_digits_images()
+    splits = {"train": (x[:300], y[:300]), "test": (x[300:400], y[300:400])}
+    small = encode(splits, CompressConfig(downscale=2))
+    assert len(small) < len(encode(splits, CompressConfig()))
+    (tmp_path / "d.npz").write_bytes(small)
+    back = load_container(tmp_path / "d.npz", ("train", "test"))
+    assert back["train"][0].shape == (300, 8, 8, 1)
+    assert back["train"][0].min() >= 0.0 and back["train"][0].max() <= 1.0
+
+
+def test_a_codec_level_out_of_range_is_a_config_error():
+    with pytest.raises(ValueError, match="level must be in 1..22"):
+        CompressConfig(codec="zstd", level=0)
+
+
+@pytest.mark.parametrize("method", ["stratified", "kcenter"])
+def test_subsample_keeps_class_shares_and_is_seeded(method):
+    from greenpipe.data.subsample import subsample
+
+    x, y = load_digits_images()
+    keep = subsample(x, y, 0.25, method, seed=1)
+    assert abs(len(keep) - round(0.25 * len(y))) <= 10
+    assert np.all(np.diff(keep) > 0)
+    share = np.bincount(y[keep], minlength=10) / len(keep)
+    assert np.abs(share - np.bincount(y) / len(y)).max() < 0.01
+    np.testing.assert_array_equal(keep, subsample(x, y, 0.25, method, seed=1))
+    assert len(subsample(x, y, 1.0, method, seed=1)) == len(y)
+
+
+def test_kcenter_covers_the_space_better_than_random():
+    from greenpipe.data.subsample import k_center_greedy
+
+    rng = np.random.default_rng(0)
+    pts = np.concatenate([rng.normal(0, 0.01, (500, 2)), rng.normal(5, 0.01, (5, 2))])
+    chosen = k_center_greedy(pts, 3, rng)
+    assert (pts[chosen, 0] > 2).any() and (pts[chosen, 0] < 2).any()

@@ -253,7 +253,7 @@ def test_markdown_formats_numbers_and_missing_values(tables):
     assert cells["size (KiB)"] == "608.4"  # 623016 B in KiB
     assert cells["p95 (ms)"] == "n/a"  # the p95 set to None above
     assert cells["kWh to obtain"] == "4.000e-05"
-    assert cells["95% CI"] == "[0.980, 0.995]"
+    assert cells["accuracy CI"] == "[0.980, 0.995]"
     assert cells["kWh / 1k inferences"] == "2.000e-07 ± 1.000e-08"
 
 

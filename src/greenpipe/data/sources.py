@@ -1,4 +1,5 @@
-"""Where samples come from: scikit-learn's bundled digits, or an npz with arrays x and y."""
+"""Where samples come from: scikit-learn's bundled digits, an npz with arrays x and y, or a
+folder of images with one subfolder per class."""
 
 from __future__ import annotations
 
@@ -42,6 +43,63 @@ def load_npz_images(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         )
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     return x, y.astype(np.int64)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def read_image(path: Path, size: int, channels: int) -> np.ndarray | None:
+    """One image as float32 (size, size, channels) in [0, 1], or None if it cannot be decoded
+    (unreadable, truncated or not an image)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()  # decodes fully: a truncated file raises here, not later
+            im = im.convert("L" if channels == 1 else "RGB")
+            im = im.resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    return arr.reshape(size, size, channels)
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise DataError(f"data.path '{root}' is not a folder; give a folder of class subfolders")
+    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(dirs) < 2:
+        raise DataError(f"'{root}' has {len(dirs)} class folder(s); at least 2 are needed")
+    return dirs
+
+
+def load_image_folder(
+    path: str | Path, size: int, channels: int
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Images under `path/<class>/*.png|jpg|jpeg` as (N, size, size, channels) float32 in
+    [0, 1], labels (N,) int64 by sorted class name, the class names, and the skipped files.
+
+    Unreadable or truncated files are skipped (returned, never raised); an empty class folder
+    or a class with no readable image is a DataError.
+    """
+    root = Path(path)
+    xs, ys, skipped = [], [], []
+    dirs = _class_dirs(root)
+    for label, d in enumerate(dirs):
+        files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"class folder '{d}' has no PNG or JPEG image; fill or remove it")
+        n_before = len(xs)
+        for f in files:
+            img = read_image(f, size, channels)
+            if img is None:
+                skipped.append(str(f.relative_to(root)))
+            else:
+                xs.append(img)
+                ys.append(label)
+        if len(xs) == n_before:
+            raise DataError(f"class folder '{d}' has no readable image ({len(files)} skipped)")
+    return np.stack(xs), np.array(ys, dtype=np.int64), [d.name for d in dirs], skipped
 
 
 def stratified_split(

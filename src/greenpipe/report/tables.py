@@ -75,7 +75,14 @@ def energy_to_obtain(name: str, metrics: dict[str, dict]) -> dict[str, float | N
     return {"own_kwh": own, "obtain_kwh": total}
 
 
-QUALITY_KEYS = ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_f1")
+QUALITY_KEYS = (
+    "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "macro_f1",
+    "macro_f1_ci_low",
+    "macro_f1_ci_high",
+)
 SPEED_KEYS = (
     "params",
     "latency_p50_ms",

@@ -49,6 +49,15 @@ def energy_metrics(reading: EnergyReading | None, sources: dict[str, str]) -> di
     return {**reading.as_metrics(), "source": sources}
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this stage's process so far (MiB), from getrusage."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB
+
+
 def _numeric(flat: dict[str, Any]) -> dict[str, float]:
     return {
         k: float(v)
@@ -139,6 +148,7 @@ def stage_run(
             client.set_terminated(parent, "FAILED")
         raise
     reading = meter.stop()
+    run.metrics["resources"] = {"peak_rss_mb": peak_rss_mb()}
     if metrics_path is not None:
         block = {**run.metrics, "energy": energy_metrics(reading, meter.sources())}
         artifacts.write_json(metrics_path, block)

@@ -1,6 +1,7 @@
 """evaluate: accuracy and macro-F1 (with bootstrap intervals), size, latency at batch 1 and at
 a larger batch, throughput, peak memory and energy per 1,000 inferences (mean and spread over
-repeats) of every model on the test split, all through the same code path."""
+repeats, the models measured in turn) of every model on the test split, all through the same
+code path."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from greenpipe.backends import get_backend
 from greenpipe.entry import backend_of, backend_parser, load, main_of
 from greenpipe.evaluate.memory import peak_memory
 from greenpipe.evaluate.quality import bootstrap_ci, quality
-from greenpipe.evaluate.speed import energy_per_1k_repeated, latency_ms, throughput
+from greenpipe.evaluate.speed import energy_rounds, latency_ms, throughput
 from greenpipe.tracking.stage import stage_run
 
 
@@ -22,28 +23,25 @@ def _model_arg(text: str) -> tuple[str, str]:
     return name, path
 
 
-def evaluate_one(backend, model, x, y, cfg, task, name: str, seed: int) -> tuple[dict, object]:
+def predictor(backend, model):
+    """Logits of one batch, run as one call whatever its size."""
+
     def predict(xb):
         return backend.predict(model, xb, batch_size=max(len(xb), 1))
 
+    return predict
+
+
+def evaluate_one(backend, model, x, y, cfg, seed: int) -> tuple[dict, object]:
+    """Quality (with bootstrap CIs), latency at batch 1 and at cfg.latency_batch_size,
+    throughput and params of one model; and its test logits."""
+    predict = predictor(backend, model)
     logits = backend.predict(model, x)
     out = quality(logits, y)
     out.update(bootstrap_ci(y, logits.argmax(1), cfg.bootstrap_samples, cfg.confidence, seed))
     out.update(latency_ms(predict, x, cfg.warmup, cfg.latency_runs))
     out.update(latency_ms(predict, x, cfg.warmup, cfg.latency_runs, cfg.latency_batch_size))
     out["throughput_sps"] = throughput(predict, x, cfg.throughput_batch_size, 4 * len(x))
-    out.update(
-        energy_per_1k_repeated(
-            predict,
-            x,
-            cfg.throughput_batch_size,
-            cfg.energy_inferences,
-            task,
-            f"infer_{name}",
-            cfg.energy_repeats,
-            cfg.energy_min_seconds,
-        )
-    )
     out["params"] = backend.count_params(model)
     return out, logits
 
@@ -60,18 +58,28 @@ def main(argv: list[str] | None = None) -> None:
     cfg = params.evaluate
     backend = get_backend(backend_of(args, params))
     with stage_run(f"evaluate@{backend.name}", params, args.metrics) as run:
-        data = artifacts.load_dataset(args.data)
-        x, y = data["test"]
+        x, y = artifacts.load_dataset(args.data)["test"]
+        models = {name: backend.load(path) for name, path in args.model}
         results, rows = {}, ["model,actual,predicted"]
         for name, path in args.model:
-            model = backend.load(path)
-            res, logits = evaluate_one(backend, model, x, y, cfg, run.meter.task, name, params.seed)
-            res["size_bytes"] = Path(path).stat().st_size
-            res["backend"] = backend.name
+            res, logits = evaluate_one(backend, models[name], x, y, cfg, params.seed)
+            res.update(size_bytes=Path(path).stat().st_size, backend=backend.name)
             if cfg.peak_memory:
                 res.update(peak_memory(backend.name, path, x, cfg.throughput_batch_size))
             results[name] = res
             rows += [f"{name},{a},{b}" for a, b in zip(y, logits.argmax(1), strict=True)]
+        predicts = {f"infer_{n}": predictor(backend, m) for n, m in models.items()}
+        energy = energy_rounds(
+            predicts,
+            x,
+            cfg.throughput_batch_size,
+            cfg.energy_inferences,
+            run.meter.task,
+            cfg.energy_repeats,
+            cfg.energy_min_seconds,
+        )
+        for name in results:
+            results[name].update(energy[f"infer_{name}"])
         artifacts.write_text(args.confusion, "\n".join(rows) + "\n")
         run.log_metrics({"models": results, "test_samples": len(y)})
 

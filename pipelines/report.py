@@ -39,6 +39,11 @@ def notes_for(stages: list[dict]) -> list[str]:
         "standard deviation over evaluate.energy_repeats CodeCarbon tasks."
     )
     notes.append(
+        "tensorflow: int8 models run in the TFLite interpreter, float models in Keras "
+        "(tf.function), so part of an int8 model's speed-up is the lighter runtime, not only "
+        "the int8 arithmetic."
+    )
+    notes.append(
         "flag: an optimized model that is not at least 5% smaller, or not at least 5% faster "
         "(median latency at batch 1 and at the larger batch) than the model it came from, "
         "is flagged, not counted as a gain."

@@ -111,10 +111,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     client = runs.client_for(uri)
     experiment = args.experiment or params.experiment
     total = params.report.total_inferences
-    points = mlflow_runs.collect(client, experiment, available_backends(), total)
+    sweep = getattr(args, "sweep", None)
+    points = mlflow_runs.collect(client, experiment, available_backends(), total, sweep)
     if not points:
+        which = f"of sweep '{sweep}' " if sweep else ""
         raise GreenpipeError(
-            f"no finished run with evaluated models in MLflow experiment '{experiment}' "
+            f"no finished run {which}with evaluated models in MLflow experiment '{experiment}' "
             f"({uri}); run the pipeline first (dvc repro)"
         )
     points = crossrun.with_front(points, args.energy)
@@ -135,10 +137,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    import yaml
+
+    from greenpipe.sweep import load_plan
+
     root = Path(args.root).resolve()
     load_params(root / "params.yaml")
     if args.workers < 1:
         raise UsageError("--workers must be >= 1")
+    plan = Path(args.plan) if Path(args.plan).is_absolute() else root / args.plan
+    load_plan(plan, yaml.safe_load((root / "params.yaml").read_text()))  # fail before Prefect
     flows = _load_flows(root, "sweep")
     with flows.shared_api():
         runner = flows.task_runner(args.workers, args.address, args.runner)
@@ -151,6 +159,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         status = "ok    " if r["ok"] else "FAILED"
         print(f"  {status} {r['variant']:<60} {r.get('seconds', 0):7.0f} s  {r['reason']}")
     print(f"compare: dvc exp show | MLflow tag greenpipe.sweep = '{out['sweep']}'")
+    if any(r["ok"] for r in results):  # the comparison and Pareto front over this sweep
+        report_args = argparse.Namespace(
+            root=args.root,
+            energy="total",
+            out=f"reports/sweeps/{out['sweep']}",
+            experiment=None,
+            no_tag=False,
+            sweep=out["sweep"],
+        )
+        cmd_report(report_args)
+        print(f"sweep report: reports/sweeps/{out['sweep']}/")
     failed = [r for r in results if not r["ok"]]
     if failed:
         raise GreenpipeError(
@@ -206,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="reports/pareto", help="output folder (repo-relative)")
     rep.add_argument("--experiment", help="MLflow experiment (default: params.yaml experiment)")
     rep.add_argument("--no-tag", action="store_true", help="do not tag runs greenpipe.pareto")
+    rep.add_argument("--sweep", help="only the runs of this sweep id (tag greenpipe.sweep)")
     rep.set_defaults(fn=cmd_report)
     v = sub.add_parser("verify", help="re-run stages in a temporary workspace and compare")
     v.add_argument("stages", nargs="*", help="stages to re-run (default: all, in graph order)")

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.e2e
 
 DATA_STAGES = ["prepare", "clean", "augment", "compress"]
 MODEL_STAGES = ["train", "distill", "optimize", "evaluate"]
-MODELS = {"teacher", "student_scratch", "student_kd", "student_kd_int8"}
+MODELS = {"teacher", "student_scratch", "student_kd", "student_kd_int8", "student_kd_pruned",
+          "student_kd_pruned_int8"}
 
 
 def stages_of(backends: list[str]) -> list[str]:
@@ -80,7 +81,7 @@ def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
         assert f"dvc.outs/models/{backend}/teacher.model" in train.data.tags
 
     html = (workspace.path / "reports/report.html").read_text()
-    assert html.count("<table") == 2 and "data:image/png;base64," in html
+    assert html.count("<table") >= 2 and "data:image/png;base64," in html
     report_md = (workspace.path / "reports/report.md").read_text()
     for backend in backends:
         assert f"| student_kd_int8 | {backend} |" in report_md

@@ -81,6 +81,11 @@ def test_four_variant_sweep_on_dask(sweep_ws):
         assert all(r.data.metrics["energy_kwh"] > 0 for r in ran)
     temps = sorted(float(p.data.params["distill.temperature"]) for p in parents)
     assert temps == [2.0, 2.0, 4.0, 4.0]
+    page = (sweep_ws.path / "reports" / "sweeps" / sweep_id / "index.html").read_text()
+    assert "<table" in page and "data:image/png;base64," in page
+    assert any(
+        p.data.tags.get("greenpipe.pareto") == "true" for p in _sweep_runs(sweep_ws, sweep_id)[0]
+    )
 
 
 def test_failed_variant_does_not_stop_the_others(sweep_ws):

@@ -266,3 +266,22 @@ def test_peak_memory_failure_is_one_line(tmp_path):
 
     with pytest.raises(GreenpipeError, match="memory measurement of .*m.model.* failed.*nope"):
         peak_memory("nope", tmp_path / "m.model", np.zeros((2, 8, 8, 1)), 2)
+
+
+def test_energy_rounds_take_the_models_in_turn(x):
+    from greenpipe.evaluate.speed import energy_rounds
+
+    order: list[str] = []
+
+    @contextlib.contextmanager
+    def task(name):
+        order.append(name)
+        box: dict = {}
+        yield box
+        box["reading"] = SimpleNamespace(energy_kwh=1e-3, duration_s=1.0)
+
+    predicts = {"a": FakePredict(), "b": FakePredict()}
+    out = energy_rounds(predicts, x, 5, 10, task, repeats=3, min_seconds=0)
+    assert order == ["a#0", "b#0", "a#1", "b#1", "a#2", "b#2"]
+    assert set(out) == {"a", "b"} and out["a"]["energy_repeats"] == 3
+    assert out["b"]["energy_per_1k_kwh"] == pytest.approx(1e-3 / 10 * 1000)

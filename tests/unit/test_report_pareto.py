@@ -31,6 +31,7 @@ def _flat(acc_kd: float, acc_scratch: float, backend: str = "torch") -> dict[str
         f"{ev}/teacher/energy_per_1k_kwh": 2e-7,
         f"{ev}/student_kd/accuracy": acc_kd,
         f"{ev}/student_kd/energy_per_1k_kwh": 5e-8,
+        f"{ev}/student_kd/params": 22602.0,
         f"{ev}/student_scratch/accuracy": acc_scratch,
         f"{ev}/student_scratch/energy_per_1k_kwh": 5e-8,
         "prepare/energy/energy_kwh": 1e-7,
@@ -52,6 +53,7 @@ def test_unflatten_rebuilds_the_stage_metrics_per_backend():
     assert tree["torch"]["evaluate"]["models"]["student_kd"] == {
         "accuracy": 0.97,
         "energy_per_1k_kwh": 5e-8,
+        "params": 22602.0,
         "backend": "torch",
     }
     assert tree["torch-old"]["evaluate"]["models"]["teacher"]["accuracy"] == 0.5
@@ -70,6 +72,7 @@ def test_run_points_one_per_model_with_the_run_label():
     assert set(by) == {"teacher", "student_kd", "student_scratch"}
     kd = by["student_kd"]
     assert kd["seed"] == 3 and kd["run_id"] == "r1" and kd["exp_name"] == "e"
+    assert kd["params"] == 22602 and kd["run_params"] == {"distill.alpha": "0.7"}
     assert kd["obtain_kwh"] == pytest.approx(9e-5)  # the teacher's training is charged
     assert kd["total_kwh"] == pytest.approx(9e-5 + 5e-8)
 
@@ -199,3 +202,20 @@ def test_greenpipe_report_without_runs_is_a_one_line_error(store, monkeypatch, c
     assert done.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no finished run with evaluated models" in err[0]
+
+
+def test_every_config_with_seeds_gets_its_tables_named_by_what_differs(points):
+    from greenpipe.report.seeds import describe, seed_groups
+
+    more = [
+        _run("x", 8, _flat(0.9, 0.9), 9, **{"distill.alpha": "0.1"}),
+        _run("y", 9, _flat(0.9, 0.9), 9, **{"distill.alpha": "0.1", "tracking.mlflow_uri": "z"}),
+    ]
+    pts = points + [p for r in more for p in run_points(r, BACKENDS, 1000)]
+    groups = seed_groups(pts)
+    # three seeds each: the more recent configuration comes first
+    assert [sorted(seeds) for _, seeds in groups] == [[7, 8, 9], [1, 2, 3]]
+    assert describe(groups[0][0], pts, [groups[1][0]]) == "distill.alpha=0.1"
+    page = crossrun.build(crossrun.with_front(pts, "train"), "train", "t")["index.html"]
+    assert page.count("<table>") == 6
+    assert "Accuracy over seeds: configuration" in page and "(distill.alpha=0.7)" in page

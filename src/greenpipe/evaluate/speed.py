@@ -93,23 +93,9 @@ def energy_per_1k(
     }
 
 
-def energy_per_1k_repeated(
-    predict: Predict,
-    x: np.ndarray,
-    batch_size: int,
-    n: int,
-    task: Callable[[str], AbstractContextManager[dict]],
-    name: str,
-    repeats: int,
-    min_seconds: float = 2.0,
-) -> dict[str, Any]:
-    """`energy_per_1k` repeated `repeats` times, each repeat its own CodeCarbon task
-    (`<name>#<i>`): the mean kWh per 1,000 inferences and its spread (sample std, min, max)
-    over the repeats that were measured."""
-    runs = [
-        energy_per_1k(predict, x, batch_size, n, task, f"{name}#{i}", min_seconds)
-        for i in range(repeats)
-    ]
+def summarize_energy(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Repeats of `energy_per_1k` -> the mean kWh per 1,000 inferences and its spread (sample
+    std, min, max) over the repeats that were measured, with the loops' totals."""
     vals = np.array([r["energy_per_1k_kwh"] for r in runs if r["energy_per_1k_kwh"] is not None])
     out: dict[str, Any] = {
         "inferences": sum(r["inferences"] for r in runs),
@@ -127,3 +113,42 @@ def energy_per_1k_repeated(
             }
         )
     return out
+
+
+def energy_per_1k_repeated(
+    predict: Predict,
+    x: np.ndarray,
+    batch_size: int,
+    n: int,
+    task: Callable[[str], AbstractContextManager[dict]],
+    name: str,
+    repeats: int,
+    min_seconds: float = 2.0,
+) -> dict[str, Any]:
+    """`energy_per_1k` repeated `repeats` times, each repeat its own CodeCarbon task
+    (`<name>#<i>`), summarised by `summarize_energy`."""
+    return energy_rounds({name: predict}, x, batch_size, n, task, repeats, min_seconds)[name]
+
+
+def energy_rounds(
+    predicts: dict[str, Predict],
+    x: np.ndarray,
+    batch_size: int,
+    n: int,
+    task: Callable[[str], AbstractContextManager[dict]],
+    repeats: int,
+    min_seconds: float = 2.0,
+) -> dict[str, dict[str, Any]]:
+    """kWh per 1,000 inferences of several models, measured in `repeats` rounds that take the
+    models in turn (A, B, C, A, B, C, ...), each loop its own CodeCarbon task `<name>#<i>`.
+
+    Interleaving makes a drift in background load (another process starting, thermal
+    throttling) hit every model alike instead of biasing whichever ran at the busy moment.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in predicts}
+    for i in range(repeats):
+        for name, predict in predicts.items():
+            runs[name].append(
+                energy_per_1k(predict, x, batch_size, n, task, f"{name}#{i}", min_seconds)
+            )
+    return {name: summarize_energy(r) for name, r in runs.items()}

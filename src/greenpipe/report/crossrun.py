@@ -16,7 +16,7 @@ from greenpipe.report import columns as col
 from greenpipe.report.pareto import pareto_front
 from greenpipe.report.plot import pareto_png, seeds_png
 from greenpipe.report.render import Table, html_page, markdown
-from greenpipe.report.seeds import accuracy_by_seed, kd_against_scratch, seed_runs
+from greenpipe.report.seeds import accuracy_by_seed, describe, kd_against_scratch, seed_groups
 
 ENERGY = {
     "train": ("obtain_kwh", "energy to obtain the model (kWh, training + upstream)"),
@@ -48,27 +48,45 @@ def points_csv(points: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def _seed_tables(points: list[dict]) -> tuple[list[Table], list[int], list[dict]]:
+    """Accuracy over seeds and KD against scratch, for every configuration run with two or
+    more seeds; and the seeds and rows of the first (most seeds), which seeds.png shows."""
+    groups = seed_groups(points)
+    if not groups:
+        none = "No configuration was run with two or more seeds."
+        return [Table("Accuracy over seeds", [], col.seed_cols([]), intro=none)], [], []
+    tables, first = [], None
+    for config, seeds in groups:
+        rows = accuracy_by_seed(points, seeds)
+        first = first or (list(seeds), rows)
+        what = describe(config, points, [c for c, _ in groups if c != config])
+        name = f"configuration {config}" + (f" ({what})" if what else "")
+        runs = ", ".join(f"seed {s}: {_run_name(points, r)}" for s, r in seeds.items())
+        tables += [
+            Table(f"Accuracy over seeds: {name}", rows, col.seed_cols(list(seeds)), intro=runs),
+            Table(
+                f"Distilled against from-scratch student over seeds: {name}",
+                kd_against_scratch(rows, seeds),
+                col.KD_SEED_COLS,
+            ),
+        ]
+    return tables, *first
+
+
+def _run_name(points: list[dict], run_id: str) -> str:
+    return next(p["run_name"] for p in points if p["run_id"] == run_id)
+
+
 def _tables(points: list[dict], energy: str) -> tuple[list[Table], list[int], list[dict]]:
-    config, seeds = seed_runs(points)
-    by_seed = accuracy_by_seed(points, seeds)
+    seed_tables, seeds, by_seed = _seed_tables(points)
     front = sorted((p for p in points if p["pareto"]), key=lambda p: p["energy_kwh"])
     front_cols = [*col.POINT_COLS[:6], ("energy_kwh", ENERGY[energy][1], "{:.3e}")]
-    seed_intro = (
-        f"Configuration {config}: the latest run at each of {len(seeds)} seeds."
-        if config
-        else "No configuration was run with two or more seeds."
-    )
     tables = [
         Table(f"Pareto front (energy = {energy})", front, [*front_cols, ("flag", "flag", "{}")]),
-        Table("Accuracy over seeds", by_seed, col.seed_cols(list(seeds)), intro=seed_intro),
-        Table(
-            "Distilled against from-scratch student over seeds",
-            kd_against_scratch(by_seed, seeds),
-            col.KD_SEED_COLS,
-        ),
+        *seed_tables,
         Table("All runs and models", points, col.POINT_COLS),
     ]
-    return tables, list(seeds), by_seed
+    return tables, seeds, by_seed
 
 
 def build(points: list[dict[str, Any]], energy: str, title: str) -> dict[str, str | bytes]:

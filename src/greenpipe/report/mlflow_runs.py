@@ -71,6 +71,7 @@ def run_points(run: Any, backends: Iterable[str], total_inferences: int) -> list
         "exp_name": run.data.tags.get("dvc.exp_name", ""),
         "seed": int(seed) if seed is not None and seed.isdigit() else None,
         "config": fingerprint(params),
+        "run_params": {k: v for k, v in params.items() if not k.startswith(NOT_CONFIG)},
         "start_time": run.info.start_time,
     }
     return [{**r, **label} for r in add_flags(rows)]
@@ -107,12 +108,22 @@ def tag_pareto(client: Any, points: list[dict], on_front: list[bool], energy: st
         client.set_tag(run_id, f"{TAG_PARETO}.models", ",".join(models) or "-")
 
 
-def collect(client: Any, experiment: str, backends: Iterable[str], total_inferences: int) -> list:
-    """Every point of every finished parent run of `experiment`, oldest run first."""
+def collect(
+    client: Any,
+    experiment: str,
+    backends: Iterable[str],
+    total_inferences: int,
+    sweep: str | None = None,
+) -> list:
+    """Every point of every finished parent run of `experiment` (only those tagged
+    `greenpipe.sweep` = `sweep` if given), oldest run first."""
     backends = list(backends)
+    parents = parent_runs(client, experiment)
+    if sweep is not None:
+        parents = [r for r in parents if r.data.tags.get("greenpipe.sweep") == sweep]
     return [
         p
-        for run in parent_runs(client, experiment)
+        for run in parents
         for p in run_points(run, backends, total_inferences)
         if p.get("accuracy") is not None
     ]

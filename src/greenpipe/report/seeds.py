@@ -7,9 +7,9 @@ from collections import defaultdict
 from typing import Any
 
 
-def seed_runs(points: list[dict[str, Any]]) -> tuple[str | None, dict[int, str]]:
-    """(configuration, {seed: run_id}) of the configuration run with the most seeds (ties: the
-    most recent), keeping each seed's latest run; (None, {}) if no config has two seeds."""
+def seed_groups(points: list[dict[str, Any]]) -> list[tuple[str, dict[int, str]]]:
+    """[(configuration, {seed: run_id})] for every configuration run with two or more seeds,
+    keeping each seed's latest run; most seeds first (ties: the most recent first)."""
     runs: dict[str, dict[int, tuple[int, str]]] = defaultdict(dict)
     for p in points:
         if p.get("seed") is None:
@@ -18,14 +18,29 @@ def seed_runs(points: list[dict[str, Any]]) -> tuple[str | None, dict[int, str]]
         start = p.get("start_time") or 0
         if known is None or start > known[0]:
             runs[p["config"]][p["seed"]] = (start, p["run_id"])
-    best = max(
+    groups = sorted(
         (c for c in runs if len(runs[c]) >= 2),
         key=lambda c: (len(runs[c]), max(s for s, _ in runs[c].values())),
-        default=None,
+        reverse=True,
     )
-    if best is None:
-        return None, {}
-    return best, {seed: run_id for seed, (_, run_id) in sorted(runs[best].items())}
+    return [(c, {seed: rid for seed, (_, rid) in sorted(runs[c].items())}) for c in groups]
+
+
+def seed_runs(points: list[dict[str, Any]]) -> tuple[str | None, dict[int, str]]:
+    """The first of `seed_groups` (the configuration with the most seeds), or (None, {})."""
+    groups = seed_groups(points)
+    return groups[0] if groups else (None, {})
+
+
+def describe(config: str, points: list[dict[str, Any]], others: list[str]) -> str:
+    """What sets `config` apart from the `others`: the params whose values differ, as
+    `key=value` (empty if there is no other configuration to compare with)."""
+    params = {p["config"]: p.get("run_params") or {} for p in points}
+    mine = params.get(config, {})
+    keys = {
+        k for c in others for k in {*mine, *params.get(c, {})} if mine.get(k) != params[c].get(k)
+    }
+    return ", ".join(f"{k}={mine.get(k)}" for k in sorted(keys))
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:

@@ -27,6 +27,7 @@ from greenpipe.distill.kd_torch import build_loss
 from greenpipe.errors import GreenpipeError
 
 FORMAT = "greenpipe-torch-v1"
+GREENPIPE_KEY = "greenpipe"
 # Deterministic mode warns for every quantized op without a deterministic kernel; those ops run
 # only at inference, where the warning says nothing useful (the C++ copy of it is silenced by
 # TORCH_CPP_LOG_LEVEL, set in greenpipe.entry before torch loads).
@@ -128,7 +129,10 @@ class TorchBackend:
             "info": json.dumps(packed["info"]),
             "metadata": json.dumps(packed["metadata"]),
         }
-        Path(path).write_bytes(st.save(packed["tensors"], metadata=header))
+        # One metadata entry: safetensors writes its metadata map in hash order, which differs
+        # between processes, so several entries would make the same model differ byte for byte.
+        blob = {GREENPIPE_KEY: json.dumps(header, sort_keys=True)}
+        Path(path).write_bytes(st.save(packed["tensors"], metadata=blob))
 
     def load(self, path: Path) -> nn.Module:
         try:
@@ -136,6 +140,8 @@ class TorchBackend:
             tensors = st.load(raw)
             with safe_open(path, framework="pt") as f:
                 header = f.metadata() or {}
+            if GREENPIPE_KEY in header:
+                header = json.loads(header[GREENPIPE_KEY])
         except Exception as exc:
             raise GreenpipeError(
                 f"cannot load model '{path}' ({exc.__class__.__name__}); "

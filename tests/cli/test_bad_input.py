@@ -292,7 +292,8 @@ def test_output_outside_the_repo_is_refused(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     _params(repo)
-    proc = _stage(repo, "prepare", "--out", str(tmp_path / "outside.npz"), "--metrics",
-                  "metrics/prepare.json")
+    proc = _stage(
+        repo, "prepare", "--out", str(tmp_path / "outside.npz"), "--metrics", "metrics/prepare.json"
+    )
     assert proc.returncode == 2 and "outside the repo" in _one_line(proc)
     assert not (tmp_path / "outside.npz").exists()

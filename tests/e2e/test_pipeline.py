@@ -15,8 +15,14 @@ pytestmark = pytest.mark.e2e
 
 DATA_STAGES = ["prepare", "clean", "augment", "compress"]
 MODEL_STAGES = ["train", "distill", "optimize", "evaluate"]
-MODELS = {"teacher", "student_scratch", "student_kd", "student_kd_int8", "student_kd_pruned",
-          "student_kd_pruned_int8"}
+MODELS = {
+    "teacher",
+    "student_scratch",
+    "student_kd",
+    "student_kd_int8",
+    "student_kd_pruned",
+    "student_kd_pruned_int8",
+}
 
 
 def stages_of(backends: list[str]) -> list[str]:

@@ -48,8 +48,18 @@ def test_two_gloo_processes_match_single_process(tmp_path):
     script = tmp_path / "fit.py"
     script.write_text(SCRIPT)
     _run([sys.executable, str(script), str(tmp_path / "one.npz")], tmp_path)
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-          str(script), str(tmp_path / "two.npz")], tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(script),
+            str(tmp_path / "two.npz"),
+        ],
+        tmp_path,
+    )
     one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
     assert int(one["world"]) == 1 and int(two["world"]) == 2
     np.testing.assert_allclose(two["w"], one["w"], rtol=1e-3, atol=1e-4)

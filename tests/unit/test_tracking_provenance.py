@@ -134,8 +134,13 @@ def test_git_commit_outside_a_repo_is_none(tmp_path):
 def test_verify_separates_measurements_from_results():
     from greenpipe.verify import Verdict, compare_metrics, is_measurement
 
-    for key in ("energy.energy_kwh", "models.teacher.latency_p50_ms", "resources.peak_rss_mb",
-                "models.teacher.throughput_sps", "energy.duration_s"):
+    for key in (
+        "energy.energy_kwh",
+        "models.teacher.latency_p50_ms",
+        "resources.peak_rss_mb",
+        "models.teacher.throughput_sps",
+        "energy.duration_s",
+    ):
         assert is_measurement(key), key
     for key in ("models.teacher.accuracy", "removed.train.duplicate", "size_bytes", "ratio"):
         assert not is_measurement(key), key

@@ -191,7 +191,7 @@ class DistillConfig(FitConfig):
     """distill: a registered KD `loss` (greenpipe.distill.LOSSES) with temperature T and weight
     alpha on the soft term."""
 
-    loss: Literal["hinton", "logit_std"] = "hinton"
+    loss: Literal["hinton", "logit_std"] = "logit_std"
     temperature: float = Field(4.0, gt=0, le=100)
     alpha: float = Field(0.7, ge=0, le=1)
     model: ModelArch = ModelArch(channels=(16, 32), hidden=128, dropout=0.1)

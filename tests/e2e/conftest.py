@@ -18,8 +18,16 @@ SMALL = {
     "augment": {"factor": 2},
     "train": {"epochs": 4, "patience": 2, "model": {"channels": [16, 32], "hidden": 256}},
     "distill": {"epochs": 4, "patience": 2, "model": {"channels": [8, 16], "hidden": 32}},
-    "evaluate": {"warmup": 2, "latency_runs": 10, "energy_inferences": 1000},
-    "optimize": {"calibration_samples": 64},
+    "evaluate": {
+        "warmup": 2,
+        "latency_runs": 10,
+        "energy_inferences": 1000,
+        "energy_repeats": 1,
+        "energy_min_seconds": 0.5,
+        "peak_memory": False,
+        "bootstrap_samples": 100,
+    },
+    "optimize": {"calibration_samples": 64, "prune": {"fine_tune_epochs": 2}},
 }
 
 

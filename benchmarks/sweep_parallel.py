@@ -26,8 +26,12 @@ SMALL = {
     "train.epochs": 10,
     "distill.epochs": 20,
     "distill.patience": 20,
+    "optimize.prune.fine_tune_epochs": 5,
     "evaluate.latency_runs": 50,
     "evaluate.energy_inferences": 5000,
+    "evaluate.energy_repeats": 1,
+    "evaluate.peak_memory": False,
+    "evaluate.bootstrap_samples": 200,
 }
 
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import yaml
 
+from greenpipe.sweep import apply
+from greenpipe.verify import repo_files
+
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("data/", "models/", "metrics/", "plots/", "reports/", "dvc.lock", "mlflow.db")
 
@@ -37,32 +40,17 @@ def env() -> dict[str, str]:
     return out
 
 
-def _set(raw: dict, dotted: str, value) -> None:
-    node = raw
-    *parents, last = dotted.split(".")
-    for part in parents:
-        node = node[part]
-    node[last] = value
-
-
 def make(overrides: dict | None = None) -> Path:
     """A fresh committed copy of the repo's sources under a temporary folder."""
     ws = Path(tempfile.mkdtemp(prefix="greenpipe-bench-"))
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    files = repo_files(ROOT)
     for rel in files:
-        if rel.startswith(OUTPUTS) or not (ROOT / rel).is_file():
+        if rel.startswith(OUTPUTS):
             continue
         (ws / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, ws / rel)
     raw = yaml.safe_load((ws / "params.yaml").read_text())
-    for key, value in (overrides or {}).items():
-        _set(raw, key, value)
+    raw = apply(raw, overrides or {})
     (ws / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     e = env()
     e["PREFECT_HOME"] = str(ws / ".prefect")

@@ -127,7 +127,8 @@ def spread_rows(spread: dict[str, list[float]]) -> list[tuple[str, float, float,
     return rows
 
 
-def _repo_files(root: Path) -> list[str]:
+def repo_files(root: Path) -> list[str]:
+    """The repo's tracked and new (not ignored) files, relative to root."""
     out = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
         cwd=root,
@@ -141,7 +142,7 @@ def _repo_files(root: Path) -> list[str]:
 def make_workspace(root: Path) -> Path:
     """A copy of the repo's files sharing its DVC cache, with outputs checked out."""
     ws = Path(tempfile.mkdtemp(prefix="greenpipe-verify-"))
-    for rel in _repo_files(root):
+    for rel in repo_files(root):
         (ws / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / rel, ws / rel)
     cache = (root / ".dvc" / "cache").resolve()

@@ -16,10 +16,12 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.states import Completed
 
+from greenpipe.artifacts import read_json
 from greenpipe.config import load_params
 from greenpipe.graph import stage_is_up_to_date, stage_order
 from greenpipe.tracking import provenance as prov
 from greenpipe.tracking import runs
+from greenpipe.tracking.stage import record_cached
 
 EXIT_USAGE = 2
 
@@ -86,7 +88,7 @@ def run_stage(stage: str, root: str, env: dict[str, str], force: bool = False):
     return stage
 
 
-def open_parent(root: Path, params, flow_run_name: str) -> tuple[object, str, str]:
+def open_parent(root: Path, params, flow_run_name: str) -> tuple[object, str, str, str]:
     uri = runs.resolve_tracking_uri(params.tracking.mlflow_uri, root)
     runs.check_reachable(uri)
     client = runs.client_for(uri)
@@ -102,7 +104,7 @@ def open_parent(root: Path, params, flow_run_name: str) -> tuple[object, str, st
     name = f"greenpipe run {time.strftime('%Y-%m-%d %H:%M:%S')}"
     run = client.create_run(exp_id, run_name=name, tags=tags)
     runs.log_params(client, run.info.run_id, prov.flatten(params.model_dump(mode="json")))
-    return client, run.info.run_id, uri
+    return client, exp_id, run.info.run_id, uri
 
 
 @flow(name="greenpipe-experiment", log_prints=True)
@@ -113,7 +115,7 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
     root_p = Path(root).resolve()
     params = load_params(root_p / "params.yaml")
     order = stage_order(root_p)
-    client, parent, uri = open_parent(root_p, params, str(flow_run.name or "local"))
+    client, exp_id, parent, uri = open_parent(root_p, params, str(flow_run.name or "local"))
     env = stage_env(parent, uri)
     task_opts = {
         "retries": params.orchestration.retries,
@@ -129,6 +131,9 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
             outcome[stage] = state.name
             if state.is_failed():
                 state.result()  # re-raise the stage's error
+            if state.name == "Cached":
+                blocks = [read_json(p) for p in prov.stage_metric_files(root_p, stage)]
+                record_cached(client, exp_id, parent, stage, blocks)
         status = "FINISHED"
     finally:
         for name in ("dvc.lock", "params.yaml"):

@@ -6,6 +6,7 @@ its own MLflow parent run tagged with the sweep's id. A failed variant does not 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from greenpipe.graph import stage_order
 from greenpipe.sweep import Variant, apply, load_plan
 from greenpipe.tracking import provenance as prov
 from greenpipe.tracking import runs
+from greenpipe.tracking.stage import record_cached
 
 TAG_SWEEP = "greenpipe.sweep"
 
@@ -114,26 +116,40 @@ def run_variant(root: str, exp_name: str, set_args: list[str], env: dict) -> dic
     }
 
 
-def _record_cached_stages(client, exp_id: str, parent: str, stages: list[str]) -> None:
-    """A stage DVC restored from its run-cache spent no energy and logged no run: record it
-    as a child run tagged cached, so every variant shows one child per stage."""
+def exp_metrics(root: Path) -> dict[str, dict[str, dict]]:
+    """{DVC experiment name: {metrics file: content}} from `dvc exp show --json`."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), "exp", "show", "--json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return {}
+    out = {}
+    for rev in json.loads(proc.stdout or "[]"):
+        for exp in rev.get("experiments") or []:
+            for r in exp.get("revs") or []:
+                metrics = (r.get("data") or {}).get("metrics") or {}
+                out[r.get("name")] = {k: v.get("data") or {} for k, v in metrics.items()}
+    return out
+
+
+def _record_cached_stages(
+    client, exp_id: str, parent: str, stages: list[str], root: Path, metrics: dict[str, dict]
+) -> None:
+    """Every stage DVC restored from its run-cache (it logged no run): recorded as a cached
+    child, its metrics (from the experiment's committed metrics files) on the parent."""
     children = client.search_runs(
         [exp_id], f"tags.`mlflow.parentRunId` = '{parent}'", max_results=200
     )
     ran = {r.info.run_name for r in children}
     for stage in stages:
         if stage not in ran:
-            run = client.create_run(
-                exp_id,
-                run_name=stage,
-                tags={
-                    runs.TAG_PARENT: parent,
-                    runs.TAG_ROLE: "stage",
-                    "greenpipe.stage": stage,
-                    "greenpipe.cached": "true",
-                },
-            )
-            client.set_terminated(run.info.run_id, "FINISHED")
+            files = prov.stage_spec(root, stage).get("metrics") or []
+            blocks = [metrics[f] for f in prov.paths_of(files) if metrics.get(f)]
+            record_cached(client, exp_id, parent, stage, blocks)
 
 
 @flow(name="greenpipe-sweep", log_prints=True)
@@ -182,6 +198,7 @@ def _open_parent(client, exp_id: str, raw: dict, v: Variant, sweep_id: str) -> s
 
 
 def _close_parents(client, exp_id, parents, results, root_p: Path, raw: dict) -> None:
+    shown = exp_metrics(root_p) if any(r["ok"] for r in results) else {}
     for r in results:
         if r["variant"] not in parents:
             continue
@@ -189,7 +206,9 @@ def _close_parents(client, exp_id, parents, results, root_p: Path, raw: dict) ->
         client.set_tag(parent, "dvc.exp_name", r["variant"])
         if r["ok"]:
             stages = stage_order_for(root_p, apply(raw, v.overrides))
-            _record_cached_stages(client, exp_id, parent, stages)
+            _record_cached_stages(
+                client, exp_id, parent, stages, root_p, shown.get(r["variant"], {})
+            )
         else:
             client.set_tag(parent, "greenpipe.error", r["reason"][:5000])
         client.set_terminated(parent, "FINISHED" if r["ok"] else "FAILED")

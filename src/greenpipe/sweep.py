@@ -8,6 +8,10 @@ A plan file looks like::
     grid:                            # every combination becomes one variant
       distill.temperature: [2, 4, 8]
       distill.alpha: [0.5, 0.9]
+    variants:                        # optional: more variants, listed one by one
+      - {distill.temperature: 1, distill.alpha: 0.0}
+
+A plan needs a grid, a list of variants, or both.
 
 Each variant is params.yaml with its overrides applied, validated like params.yaml itself,
 so a bad value fails before any variant runs.
@@ -73,28 +77,35 @@ def load_plan(path: str | Path, raw_params: dict) -> tuple[str, list[Variant]]:
     if not p.is_file():
         raise ConfigError(f"sweep plan '{p}' not found; see plans/ for examples")
     plan = yaml.safe_load(p.read_text()) or {}
-    unknown = set(plan) - {"name", "base", "grid"}
+    unknown = set(plan) - {"name", "base", "grid", "variants"}
     if unknown:
-        raise ConfigError(f"plan '{p}': unknown key(s) {sorted(unknown)}; use name, base, grid")
+        raise ConfigError(
+            f"plan '{p}': unknown key(s) {sorted(unknown)}; use name, base, grid, variants"
+        )
     name = str(plan.get("name") or p.stem)
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name):
         raise ConfigError(f"plan name {name!r}: use 1-40 letters, digits, '-' or '_'")
-    base, grid = plan.get("base") or {}, plan.get("grid") or {}
-    if (
-        not isinstance(grid, dict)
-        or not grid
-        or not all(isinstance(v, list) and v for v in grid.values())
-    ):
+    base, grid, listed = plan.get("base") or {}, plan.get("grid") or {}, plan.get("variants")
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"plan '{p}': grid must map params keys to non-empty lists of values")
+    if listed is not None and (
+        not isinstance(listed, list) or not all(isinstance(v, dict) and v for v in listed)
+    ):
+        raise ConfigError(f"plan '{p}': variants must be a list of non-empty key: value maps")
+    if not isinstance(base, dict):
+        raise ConfigError(f"plan '{p}': base must map params keys to values")
+    combos = [dict(v) for v in listed or []]
+    if grid:
+        combos += [dict(zip(grid, c, strict=True)) for c in itertools.product(*grid.values())]
+    if not combos:
+        raise ConfigError(f"plan '{p}': give a grid or a list of variants")
     variants = []
-    for i, combo in enumerate(itertools.product(*grid.values()), 1):
-        overrides = {**base, **dict(zip(grid, combo, strict=True))}
+    for i, combo in enumerate(combos, 1):
+        overrides = {**base, **combo}
         try:
             validate_params(apply(raw_params, overrides))
         except ConfigError as exc:
-            raise ConfigError(
-                f"plan '{p}', variant {i} {dict(zip(grid, combo, strict=True))}: {exc}"
-            ) from None
-        label = "-".join(f"{k.split('.')[-1]}{_slug(v)}" for k, v in zip(grid, combo, strict=True))
+            raise ConfigError(f"plan '{p}', variant {i} {combo}: {exc}") from None
+        label = "-".join(f"{k.split('.')[-1]}{_slug(v)}" for k, v in combo.items())
         variants.append(Variant(f"{name}-{i}-{label}"[:60], overrides))
     return name, variants

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from greenpipe.tracking.provenance import flatten, stage_spec
+from greenpipe.tracking.provenance import flatten, paths_of, stage_spec
 
 MEASURED = (
     "energy",
@@ -174,8 +174,7 @@ def rerun(ws: Path, stages: list[str]) -> dict[str, Any]:
 
 
 def metrics_paths(root: Path, stage: str) -> list[str]:
-    spec = stage_spec(root, stage)
-    return [next(iter(e)) if isinstance(e, dict) else e for e in spec.get("metrics", []) or []]
+    return paths_of(stage_spec(root, stage).get("metrics"))
 
 
 def read_json(path: Path) -> dict:

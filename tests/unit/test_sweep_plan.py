@@ -34,6 +34,24 @@ def test_grid_is_the_cartesian_product_with_base_applied(tmp_path):
     assert combos == {(t, a) for t in (2.0, 4.0) for a in (0.1, 0.5, 0.9)}
 
 
+def test_listed_variants_come_first_then_the_grid(tmp_path):
+    plan = _plan(
+        tmp_path,
+        "name: l\nbase:\n  train.epochs: 3\nvariants:\n"
+        "  - {compress.dtype: float32, compress.codec: none}\n"
+        "  - {compress.codec: zstd, compress.level: 19}\n"
+        "grid:\n  compress.level: [1, 9]\n",
+    )
+    _, variants = load_plan(plan, RAW)
+    assert [v.overrides for v in variants] == [
+        {"train.epochs": 3, "compress.dtype": "float32", "compress.codec": "none"},
+        {"train.epochs": 3, "compress.codec": "zstd", "compress.level": 19},
+        {"train.epochs": 3, "compress.level": 1},
+        {"train.epochs": 3, "compress.level": 9},
+    ]
+    assert variants[0].name == "l-1-dtypefloat32-codecnone"
+
+
 def test_set_args_are_yaml_values_dvc_parses(tmp_path):
     plan = _plan(tmp_path, "grid:\n  train.backends: [[torch], [tensorflow]]\n")
     _, variants = load_plan(plan, RAW)
@@ -58,6 +76,10 @@ def test_apply_does_not_modify_its_input():
         ("grid:\n  distill.alpha: 0.5\n", "grid"),
         ("name: 'bad name!'\ngrid:\n  distill.alpha: [0.5]\n", "plan name"),
         ("grids:\n  distill.alpha: [0.5]\n", "unknown key"),
+        ("variants: {distill.alpha: 0.5}\n", "variants"),
+        ("variants:\n  - {}\n", "variants"),
+        ("variants:\n  - {distill.alpha: 2.0}\n", "distill.alpha"),
+        ("base: [1]\ngrid:\n  distill.alpha: [0.5]\n", "base"),
     ],
 )
 def test_bad_plans_fail_with_one_line(tmp_path, text, needle):

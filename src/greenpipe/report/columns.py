@@ -115,6 +115,20 @@ POINT_COLS: list[Column] = [
     ("pareto", "Pareto", lambda r: "yes" if r.get("pareto") else ""),
     ("flag", "flag", "{}"),
 ]
+COMPRESSION_COLS: list[Column] = [
+    ("run_name", "run", "{}"),
+    ("exp_name", "DVC experiment", "{}"),
+    ("seed", "seed", "{}"),
+    ("backend", "backend", "{}"),
+    ("setting", "compression", "{}"),
+    ("ratio", "ratio", "{:.2f}x"),
+    ("train_samples", "train samples", "{:,.0f}"),
+    ("compress_kwh", "kWh to compress", "{:.3e}"),
+    ("accuracy", "teacher accuracy", "{:.4f}"),
+    ("accuracy_change_pts", "vs uncompressed (pt)", "{:+.2f}"),
+    ("train_kwh", "teacher training kWh", "{:.3e}"),
+    ("verdict", "verdict", "{}"),
+]
 KD_SEED_COLS: list[Column] = [
     ("backend", "backend", "{}"),
     ("kd_mean", "KD mean accuracy", "{:.4f}"),

@@ -13,8 +13,9 @@ import io
 from typing import Any
 
 from greenpipe.report import columns as col
+from greenpipe.report.compression import MAX_LOSS_POINTS, TARGET_RATIO, compression_rows
 from greenpipe.report.pareto import pareto_front
-from greenpipe.report.plot import pareto_png, seeds_png
+from greenpipe.report.plot import compression_png, pareto_png, seeds_png
 from greenpipe.report.render import Table, html_page, markdown
 from greenpipe.report.seeds import accuracy_by_seed, describe, kd_against_scratch, seed_groups
 
@@ -84,9 +85,31 @@ def _tables(points: list[dict], energy: str) -> tuple[list[Table], list[int], li
     tables = [
         Table(f"Pareto front (energy = {energy})", front, [*front_cols, ("flag", "flag", "{}")]),
         *seed_tables,
+        *_compression_tables(compression_rows(points)),
         Table("All runs and models", points, col.POINT_COLS),
     ]
     return tables, seeds, by_seed
+
+
+def _compression_tables(rows: list[dict]) -> list[Table]:
+    """The compression table, if any run recorded a compress stage."""
+    if not rows:
+        return []
+    intro = (
+        f"Each run's compression setting, the ratio it reached and what the teacher trained "
+        f"on that data scored and spent, against the uncompressed run (float32, no codec) of "
+        f"otherwise the same configuration and seed. Target: ratio >= {TARGET_RATIO:g}x with "
+        f"a test accuracy loss <= {MAX_LOSS_POINTS} points. plans/compression.yaml runs the "
+        f"settings with their baseline."
+    )
+    return [
+        Table(
+            "Dataset compression: downstream accuracy and training energy",
+            rows,
+            col.COMPRESSION_COLS,
+            intro=intro,
+        )
+    ]
 
 
 def build(points: list[dict[str, Any]], energy: str, title: str) -> dict[str, str | bytes]:
@@ -97,6 +120,8 @@ def build(points: list[dict[str, Any]], energy: str, title: str) -> dict[str, st
         "pareto.png": pareto_png(points, ENERGY[energy][1]),
         "seeds.png": seeds_png(by_seed, seeds),
     }
+    if compressed := compression_rows(points):
+        images["compression.png"] = compression_png(compressed)
     runs = len({p["run_id"] for p in points})
     notes = [
         f"{len(points)} points (run, model, backend) from {runs} finished parent runs.",
@@ -106,7 +131,11 @@ def build(points: list[dict[str, Any]], energy: str, title: str) -> dict[str, st
         "flag: an optimized model that is not smaller or not faster than its parent is "
         "flagged, not counted as a gain.",
     ]
-    alts = {"pareto.png": "Pareto front", "seeds.png": "accuracy over seeds"}
+    alts = {
+        "pareto.png": "Pareto front",
+        "seeds.png": "accuracy over seeds",
+        "compression.png": "accuracy against dataset compression",
+    }
     return {
         **images,
         "index.html": html_page(title, tables, notes, [(alts[k], v) for k, v in images.items()]),

@@ -59,6 +59,15 @@ def fingerprint(params: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(kept).encode()).hexdigest()[:8]
 
 
+def compression_of(metrics: dict[str, float]) -> dict[str, float | None]:
+    """The run's dataset compression figures (from its compress stage's metrics)."""
+    return {
+        "compress_ratio": metrics.get("compress/ratio"),
+        "compress_train_samples": metrics.get("compress/samples_kept/train"),
+        "compress_kwh": metrics.get("compress/energy/energy_kwh"),
+    }
+
+
 def run_points(run: Any, backends: Iterable[str], total_inferences: int) -> list[dict[str, Any]]:
     """The model rows of one parent run (flags included), each labelled with the run."""
     params = run.data.params
@@ -73,6 +82,7 @@ def run_points(run: Any, backends: Iterable[str], total_inferences: int) -> list
         "config": fingerprint(params),
         "run_params": {k: v for k, v in params.items() if not k.startswith(NOT_CONFIG)},
         "start_time": run.info.start_time,
+        **compression_of(run.data.metrics),
     }
     return [{**r, **label} for r in add_flags(rows)]
 

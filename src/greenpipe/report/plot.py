@@ -113,3 +113,37 @@ def seeds_png(rows: list[dict], seeds: list[int]) -> bytes:
     fig.suptitle("Accuracy over seeds (same configuration)")
     fig.tight_layout()
     return _png(fig)
+
+
+def compression_png(rows: list[dict]) -> bytes:
+    """Teacher test accuracy against the data set's compression ratio (log scale), marker
+    by backend, point area by the teacher's training energy; each point labelled."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    usable = [r for r in rows if r.get("ratio") and r.get("accuracy") is not None]
+    energies = [r["train_kwh"] for r in usable if r.get("train_kwh")]
+    top = max(energies) if energies else 1.0
+    for r in usable:
+        area = 30 + 270 * (r["train_kwh"] / top) if r.get("train_kwh") else 30
+        ax.scatter(
+            r["ratio"],
+            r["accuracy"],
+            s=area,
+            marker=MARKERS.get(r.get("backend"), "^"),
+            alpha=0.7,
+            edgecolors="black",
+        )
+        ax.annotate(
+            r["setting"], (r["ratio"], r["accuracy"]), xytext=(5, 4), textcoords="offset points"
+        )
+    for b, marker in MARKERS.items():
+        ax.scatter([], [], marker=marker, color="0.5", label=b)
+    if usable:
+        ax.set_xscale("log")
+    ax.axvline(4.0, color="0.6", ls="--", lw=1)
+    ax.set_xlabel("data set compression ratio (raw bytes / stored bytes)")
+    ax.set_ylabel("teacher test accuracy")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("Dataset compression: downstream accuracy (marker area: teacher training kWh)")
+    fig.tight_layout()
+    return _png(fig)

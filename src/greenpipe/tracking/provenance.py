@@ -128,7 +128,8 @@ def stage_spec(root: Path, stage: str) -> dict[str, Any]:
     return entry
 
 
-def _paths(entries: list[Any]) -> list[str]:
+def paths_of(entries: list[Any]) -> list[str]:
+    """The file paths of dvc.yaml deps/outs/metrics entries (a path or {path: options})."""
     return [next(iter(e)) if isinstance(e, dict) else str(e) for e in entries or []]
 
 
@@ -136,11 +137,17 @@ def stage_hashes(root: Path, stage: str) -> dict[str, str]:
     """{"deps/<path>" | "outs/<path>": md5} for the stage's files that exist now."""
     spec, out = stage_spec(root, stage), {}
     for kind in ("deps", "outs"):
-        for rel in _paths(spec.get(kind, [])):
+        for rel in paths_of(spec.get(kind, [])):
             p = root / rel
             if p.is_file():
                 out[f"{kind}/{rel}"] = file_md5(p)
     return out
+
+
+def stage_metric_files(root: Path, stage: str) -> list[Path]:
+    """The stage's metrics files (dvc.yaml `metrics`) under root that exist now."""
+    paths = [root / rel for rel in paths_of(stage_spec(root, stage).get("metrics", []))]
+    return [p for p in paths if p.is_file()]
 
 
 def stage_param_keys(root: Path, stage: str) -> list[str]:

@@ -114,13 +114,42 @@ def ensure_experiment(client, name: str, artifact_root: Path) -> str:
 
 
 def process_tags() -> dict[str, str]:
-    return {"greenpipe.host": socket.gethostname(), "greenpipe.pid": str(os.getpid())}
+    import psutil
+
+    started = psutil.Process().create_time()
+    return {
+        "greenpipe.host": socket.gethostname(),
+        "greenpipe.pid": str(os.getpid()),
+        "greenpipe.pid_started": f"{started:.2f}",
+    }
+
+
+def _process_gone(pid: int, started: str | None) -> bool:
+    """True when process `pid` is gone (or a zombie), or the pid now belongs to a later
+    process (pid reuse)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        now = proc.create_time()
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return True
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+    try:
+        return started is not None and abs(now - float(started)) > 1.0
+    except ValueError:
+        return False
 
 
 def reconcile_stale_runs(client, experiment_id: str) -> list[str]:
-    """Mark KILLED the runs of this host left RUNNING by a process that no longer exists."""
-    import psutil
+    """Mark KILLED the runs of this host left RUNNING by a process that no longer exists.
 
+    A process is matched by pid and start time, so a pid the system has since reused for
+    another process does not keep a dead run RUNNING.
+    """
     host, killed = socket.gethostname(), []
     runs = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=500)
     for run in runs:
@@ -128,7 +157,7 @@ def reconcile_stale_runs(client, experiment_id: str) -> list[str]:
         pid = tags.get("greenpipe.pid")
         if tags.get("greenpipe.host") != host or not pid or not pid.isdigit():
             continue
-        if not psutil.pid_exists(int(pid)):
+        if _process_gone(int(pid), tags.get("greenpipe.pid_started")):
             client.set_terminated(run.info.run_id, "KILLED")
             killed.append(run.info.run_id)
     return killed

@@ -92,6 +92,40 @@ def _start(stage: str, params: Params, root: Path) -> tuple[Any, str, str, str]:
     return client, exp_id, parent, child.info.run_id
 
 
+def parent_keys(stage: str, block: dict[str, Any]) -> dict[str, float]:
+    """A stage's metrics block as the parent run's `<stage>/<backend>/<key path>` metrics
+    (MLflow keys cannot hold "@": train@torch -> train/torch)."""
+    prefix = stage.replace("@", "/")
+    flat = _numeric(prov.flatten(block, ""))
+    return {f"{prefix}/{k.replace('.', '/')}": v for k, v in flat.items()}
+
+
+def record_cached(client, exp_id: str, parent: str, stage: str, blocks: list[dict]) -> None:
+    """Record a stage that DVC restored from its cache (it ran no code and spent no energy):
+    a child run tagged `greenpipe.cached=true`, and on the parent the stage's recorded metrics
+    (`blocks`: the stage's metrics files as recorded by the run that produced the outputs),
+    so every parent run can be compared whole. The parent's `greenpipe.cached`
+    tag lists such stages: their energy was spent by an earlier run, not this one."""
+    run = client.create_run(
+        exp_id,
+        run_name=stage,
+        tags={
+            runs.TAG_PARENT: parent,
+            runs.TAG_ROLE: "stage",
+            "greenpipe.stage": stage,
+            "greenpipe.cached": "true",
+            "mlflow.note.content": "Restored from the DVC cache: no code ran, no energy was "
+            "spent. The parent holds the figures recorded when the outputs were produced.",
+        },
+    )
+    client.set_terminated(run.info.run_id, "FINISHED")
+    for block in blocks:
+        runs.log_metrics(client, parent, parent_keys(stage, block))
+    if blocks:
+        tag = client.get_run(parent).data.tags.get("greenpipe.cached", "")
+        client.set_tag(parent, "greenpipe.cached", ",".join(filter(None, [tag, stage])))
+
+
 def _finish(client, run: StageRun, reading: EnergyReading | None, owns_parent: bool) -> None:
     sources = run.meter.sources()
     energy = energy_metrics(reading, sources)
@@ -106,9 +140,7 @@ def _finish(client, run: StageRun, reading: EnergyReading | None, owns_parent: b
         ): v
         for k, v in child_metrics.items()
     }
-    staged = _numeric(prov.flatten({**run.metrics, "energy": energy}, ""))
-    prefix = run.stage.replace("@", "/")  # MLflow keys cannot hold "@": train@torch -> train/torch
-    prefixed = {f"{prefix}/{k.replace('.', '/')}": v for k, v in staged.items()}
+    prefixed = parent_keys(run.stage, {**run.metrics, "energy": energy})
     runs.log_metrics(client, run.run_id, {**child_metrics, **prefixed})
     runs.log_metrics(client, run.parent_id, prefixed)
     for comp, src in sources.items():

@@ -1,0 +1,55 @@
+"""Stale-run reconciliation: a run is KILLED only when its process is really gone."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from types import SimpleNamespace
+
+from greenpipe.tracking import runs
+
+
+class FakeClient:
+    def __init__(self, tagged: dict[str, dict[str, str]]) -> None:
+        self.tagged, self.terminated = tagged, {}
+
+    def search_runs(self, experiment_ids, filter_string, max_results):
+        return [
+            SimpleNamespace(info=SimpleNamespace(run_id=rid), data=SimpleNamespace(tags=tags))
+            for rid, tags in self.tagged.items()
+        ]
+
+    def set_terminated(self, run_id, status):
+        self.terminated[run_id] = status
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_process_tags_name_this_process():
+    tags = runs.process_tags()
+    assert tags["greenpipe.pid"] == str(os.getpid())
+    assert float(tags["greenpipe.pid_started"]) > 0
+
+
+def test_only_runs_of_gone_processes_are_killed():
+    me = runs.process_tags()
+    host = socket.gethostname()
+    client = FakeClient(
+        {
+            "alive": me,
+            "dead": {"greenpipe.host": host, "greenpipe.pid": str(_dead_pid())},
+            # this process's pid, but started at another time: the pid was reused
+            "reused": {**me, "greenpipe.pid_started": "1.00"},
+            "other-host": {"greenpipe.host": host + "-x", "greenpipe.pid": str(_dead_pid())},
+            "untagged": {},
+        }
+    )
+    killed = runs.reconcile_stale_runs(client, "0")
+    assert sorted(killed) == ["dead", "reused"]
+    assert client.terminated == {"dead": "KILLED", "reused": "KILLED"}

@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test lint format bench mlflow-ui prefect-ui clean-outputs
+.PHONY: install run test lint format bench bench-sweep mlflow-ui prefect-ui clean-outputs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,9 +32,13 @@ run: install
 test: install
 	$(BIN)/pytest -q
 
-## bench: benchmarks that measure ratios side by side (see benchmarks/)
+## bench: benchmarks that measure ratios side by side, one summary table (see benchmarks/)
 bench: install
-	@for b in benchmarks/train_throughput.py benchmarks/cached_runs.py benchmarks/sweep_parallel.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python benchmarks/run_all.py
+
+## bench-sweep: the same, plus the sweep speed-up (1 against 2 Dask workers)
+bench-sweep: install
+	$(BIN)/python benchmarks/run_all.py --sweep
 
 lint: install
 	$(BIN)/ruff check src pipelines flows tests

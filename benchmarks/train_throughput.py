@@ -10,6 +10,7 @@ Targets: >= 0.95 of the bare loop for both frameworks; >= 0.98 with CodeCarbon r
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
@@ -142,6 +143,11 @@ def main() -> None:
     print(f"{'comparison':<46}{'ours /s':>10}{'ref /s':>10}{'ratio':>8}{'target':>8}")
     for label, ours, ref, ratio, target in rows:
         print(f"{label:<46}{ours:>10.0f}{ref:>10.0f}{ratio:>8.3f}{target:>8.2f}")
+    summary = [
+        (f"{label} (samples/s ratio)", ratio, f">= {target}", ratio >= target)
+        for label, _, _, ratio, target in rows
+    ]
+    print(json.dumps({"rows": summary}))
 
 
 if __name__ == "__main__":

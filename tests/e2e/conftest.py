@@ -107,9 +107,7 @@ class Workspace:
         return client.search_runs([exp.experiment_id], max_results=1000)
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Workspace:
-    base = tmp_path_factory.mktemp("e2e")
+def make_workspace(base: Path) -> Workspace:
     ws_path = base / "repo"
     for rel in repo_files(ROOT):
         dest = ws_path / rel
@@ -121,3 +119,17 @@ def workspace(tmp_path_factory) -> Workspace:
     ws.run("git", "add", "-A")
     ws.run("git", "commit", "-qm", "e2e workspace")
     return ws
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory) -> Workspace:
+    """One workspace for the whole session: test_pipeline runs the pipeline in it, then
+    test_serve and test_sweep start from those results (pytest runs the files in that order;
+    each also works alone, it then computes what it needs)."""
+    return make_workspace(tmp_path_factory.mktemp("e2e"))
+
+
+@pytest.fixture(scope="module")
+def own_workspace(tmp_path_factory) -> Workspace:
+    """A workspace of the test module's own, for tests that must see every stage run."""
+    return make_workspace(tmp_path_factory.mktemp("e2e-own"))

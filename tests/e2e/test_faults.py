@@ -63,49 +63,49 @@ def _finished_models(ws) -> list[Path]:
     return [p for p in (ws.path / "models").rglob("*") if p.is_file() and p.suffix == ".model"]
 
 
-def test_sigkill_mid_train_and_distill_then_rerun_completes(workspace):
-    raw = workspace.params()
+def test_sigkill_mid_train_and_distill_then_rerun_completes(own_workspace):
+    raw = own_workspace.params()
     raw["train"]["backends"] = ["torch"]
     small = {k: raw["train"][k] for k in ("epochs", "patience")}
     raw["train"].update(epochs=500, patience=500)
-    workspace.write_params(raw)
-    workspace.run("dvc", "repro", "compress")
+    own_workspace.write_params(raw)
+    own_workspace.run("dvc", "repro", "compress")
 
-    killed_train = _kill_mid_stage(workspace, "train@torch", "pipelines/train.py")
-    assert _finished_models(workspace) == []  # only temporary names, never the real output
+    killed_train = _kill_mid_stage(own_workspace, "train@torch", "pipelines/train.py")
+    assert _finished_models(own_workspace) == []  # only temporary names, never the real output
 
     raw["train"].update(small)
     raw["distill"].update(epochs=500, patience=500)
-    workspace.write_params(raw)
-    workspace.run("dvc", "repro", "train@torch")
-    killed_distill = _kill_mid_stage(workspace, "distill@torch", "pipelines/distill.py")
-    assert [p.name for p in _finished_models(workspace)] == ["teacher.model"]
+    own_workspace.write_params(raw)
+    own_workspace.run("dvc", "repro", "train@torch")
+    killed_distill = _kill_mid_stage(own_workspace, "distill@torch", "pipelines/distill.py")
+    assert [p.name for p in _finished_models(own_workspace)] == ["teacher.model"]
 
     raw["distill"].update(small)
-    workspace.write_params(raw)
-    workspace.run("dvc", "repro")
-    names = {p.name for p in _finished_models(workspace)}
+    own_workspace.write_params(raw)
+    own_workspace.run("dvc", "repro")
+    names = {p.name for p in _finished_models(own_workspace)}
     assert {"teacher.model", "student_kd.model", "student_scratch.model"} <= names
-    assert not list((workspace.path / "models").rglob("*.tmp*"))
+    assert not list((own_workspace.path / "models").rglob("*.tmp*"))
     from greenpipe.backends import get_backend
 
-    for p in _finished_models(workspace):
+    for p in _finished_models(own_workspace):
         get_backend("torch").load(p)  # every model file is complete
 
-    status = {r.info.run_id: r.info.status for r in workspace.runs()}
+    status = {r.info.run_id: r.info.status for r in own_workspace.runs()}
     assert status[killed_train.info.run_id] == "KILLED"
     assert status[killed_distill.info.run_id] == "KILLED"
     assert "RUNNING" not in status.values()
 
 
-def test_stale_codecarbon_lock_does_not_block(workspace):
+def test_stale_codecarbon_lock_does_not_block(own_workspace):
     import tempfile
 
     lock = Path(tempfile.gettempdir()) / ".codecarbon.lock"
     existed = lock.exists()
     lock.touch()
     try:
-        workspace.run("dvc", "repro", "--force", "--single-item", "prepare")
+        own_workspace.run("dvc", "repro", "--force", "--single-item", "prepare")
     finally:
         if not existed:
             lock.unlink(missing_ok=True)

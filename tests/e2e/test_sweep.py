@@ -10,19 +10,20 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
+# only the evaluate stage and the report differ between variants: the sweep machinery is
+# what is tested here, on the cheapest stages (the shipped plans in plans/ vary the rest)
 PLAN = """\
 name: tiny
-base:
-  distill.epochs: 2
 grid:
-  distill.temperature: [2.0, 4.0]
-  distill.alpha: [0.5, 0.9]
+  evaluate.bootstrap_samples: [100, 150]
+  evaluate.confidence: [0.9, 0.95]
 """
 
+# the first variant is the workspace's own setting (all restored), the second fails in distill
 FAILING = """\
 name: half
 grid:
-  distill.min_param_ratio: [1.0, 1000.0]
+  distill.min_param_ratio: [5.0, 1000.0]
 """
 
 
@@ -48,9 +49,9 @@ def sweep_ws(workspace):
     workspace.write_params(raw)
     (workspace.path / "plans" / "tiny.yaml").write_text(PLAN)
     (workspace.path / "plans" / "half.yaml").write_text(FAILING)
+    workspace.run("dvc", "repro")  # the baseline the variants start from
     workspace.run("git", "add", "-A")
-    workspace.run("git", "commit", "-qm", "sweep plans")
-    workspace.run("dvc", "repro", "train@torch")  # shared stages: restored from the run-cache
+    workspace.run("git", "commit", "-qm", "sweep plans and baseline")
     return workspace
 
 
@@ -77,10 +78,13 @@ def test_four_variant_sweep_on_dask(sweep_ws):
         assert p.info.status == "FINISHED"
         assert sorted(r.info.run_name for r in children[p.info.run_id]) == sorted(stages)
         ran = [r for r in children[p.info.run_id] if r.data.tags.get("greenpipe.cached") != "true"]
-        assert {r.info.run_name for r in ran} >= {"distill@torch", "evaluate@torch"}
+        assert {r.info.run_name for r in ran} == {"evaluate@torch", "report"}
         assert all(r.data.metrics["energy_kwh"] > 0 for r in ran)
-    temps = sorted(float(p.data.params["distill.temperature"]) for p in parents)
-    assert temps == [2.0, 2.0, 4.0, 4.0]
+        # stages restored from the run-cache still put their recorded figures on the parent
+        assert p.data.metrics["compress/ratio"] > 1
+        assert p.data.metrics["train/torch/energy/energy_kwh"] > 0
+    samples = sorted(int(p.data.params["evaluate.bootstrap_samples"]) for p in parents)
+    assert samples == [100, 100, 150, 150]
     page = (sweep_ws.path / "reports" / "sweeps" / sweep_id / "index.html").read_text()
     assert "<table" in page and "data:image/png;base64," in page
     assert any(

@@ -138,3 +138,33 @@ def test_real_codecarbon_task_inside_a_meter():
     src = meter.sources()
     assert src["cpu"].startswith(("measured:", "estimated:")), src
     assert set(src) == {"cpu", "gpu", "ram"}
+    assert meter.hardware()["cpu_model"]  # from /proc/cpuinfo on Linux, else py-cpuinfo
+
+
+def test_cpu_model_comes_without_the_cpuinfo_subprocess(monkeypatch):
+    import cpuinfo
+
+    from greenpipe.tracking import energy, provenance
+
+    monkeypatch.setattr(provenance, "linux_cpu_model", lambda: "Test CPU 9000")
+    monkeypatch.setattr(cpuinfo, "get_cpu_info", cpuinfo.get_cpu_info)  # restored afterwards
+    energy._skip_cpuinfo_subprocess()
+    assert cpuinfo.get_cpu_info() == {"brand_raw": "Test CPU 9000"}
+
+
+def test_tracking_off_writes_metrics_without_mlflow_or_codecarbon(tmp_path, monkeypatch):
+    from greenpipe.config import Params
+    from greenpipe.tracking.stage import TRACKING_ENV, stage_run
+
+    monkeypatch.setenv(TRACKING_ENV, "off")
+    monkeypatch.chdir(tmp_path)
+    with stage_run("alpha", Params(), tmp_path / "m.json", root=tmp_path) as run:
+        with run.meter.task("inner") as box:
+            pass
+        run.log_metrics({"x": 1})
+    assert box == {}
+    import json
+
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["x"] == 1 and m["energy"] == {"measured": False, "source": {}}
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()

@@ -78,6 +78,23 @@ def describe_sources(hardware: list[Any]) -> dict[str, str]:
     return src
 
 
+def _skip_cpuinfo_subprocess() -> None:
+    """Give CodeCarbon the CPU model from /proc/cpuinfo on Linux.
+
+    CodeCarbon asks py-cpuinfo for the model name only (`brand_raw`, to look up the CPU's
+    TDP), and py-cpuinfo answers by starting a Python subprocess: about 1 s of every stage.
+    On Linux /proc/cpuinfo holds the same name; elsewhere py-cpuinfo is left alone.
+    """
+    from greenpipe.tracking.provenance import linux_cpu_model
+
+    model = linux_cpu_model()
+    if model is None:
+        return
+    import cpuinfo
+
+    cpuinfo.get_cpu_info = lambda: {"brand_raw": model}
+
+
 class EnergyMeter:
     """One OfflineEmissionsTracker for a stage; `task(name)` measures a span inside it.
 
@@ -87,6 +104,7 @@ class EnergyMeter:
     def __init__(self, country_iso_code: str, measure_power_secs: float, name: str) -> None:
         from codecarbon import OfflineEmissionsTracker
 
+        _skip_cpuinfo_subprocess()
         os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         self._tracker = OfflineEmissionsTracker(

@@ -70,14 +70,19 @@ def hardware() -> dict[str, Any]:
         "python": platform.python_version(),
     }
     info.update(gpu_info())
+    info["cpu_model"] = linux_cpu_model() or info["cpu_model"]
+    return info
+
+
+def linux_cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo (Linux), or None."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip() or None
     except OSError:
         pass
-    return info
+    return None
 
 
 def gpu_info() -> dict[str, Any]:

@@ -9,6 +9,7 @@ ends FAILED, the tracker is stopped and the error propagates unchanged.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,25 @@ from greenpipe.errors import one_line
 from greenpipe.tracking import provenance as prov
 from greenpipe.tracking import runs
 from greenpipe.tracking.energy import EnergyMeter, EnergyReading
+
+TRACKING_ENV = "GREENPIPE_TRACKING"
+
+
+class NullMeter:
+    """Stands in for EnergyMeter when tracking is off: measures nothing."""
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        return None
+
+    def sources(self) -> dict[str, str]:
+        return {}
+
+    @contextlib.contextmanager
+    def task(self, name: str) -> Iterator[dict]:
+        yield {}
 
 
 @dataclass
@@ -160,10 +180,24 @@ def _finish(client, run: StageRun, reading: EnergyReading | None, owns_parent: b
 def stage_run(
     stage: str, params: Params, metrics_path: str | Path | None = None, root: Path | None = None
 ) -> Iterator[StageRun]:
-    """Wrap one stage: nested MLflow run + CodeCarbon + metrics JSON (see module docstring)."""
+    """Wrap one stage: nested MLflow run + CodeCarbon + metrics JSON (see module docstring).
+
+    With GREENPIPE_TRACKING=off (benchmarks/overhead.py uses it for its bare baseline) the
+    stage runs with neither MLflow nor CodeCarbon: only the metrics JSON is written, without
+    energy figures.
+    """
     root = (root or Path.cwd()).resolve()
+    if os.environ.get(TRACKING_ENV, "on") == "off":
+        run = StageRun(stage, "", "", NullMeter(), root)  # type: ignore[arg-type]
+        yield run
+        if metrics_path is not None:
+            block = {**run.metrics, "energy": energy_metrics(None, {})}
+            artifacts.write_json(
+                metrics_path, {**block, "resources": {"peak_rss_mb": peak_rss_mb()}}
+            )
+        return
     client, _exp, parent, run_id = _start(stage, params, root)
-    owns_parent = not runs.os.environ.get(runs.PARENT_ENV)
+    owns_parent = not os.environ.get(runs.PARENT_ENV)
     meter = EnergyMeter(params.tracking.country_iso_code, params.tracking.measure_power_secs, stage)
     run = StageRun(stage, run_id, parent, meter, root)
     meter.start()

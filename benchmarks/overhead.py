@@ -1,0 +1,154 @@
+"""Orchestration and tracking overhead, cached runs and peak memory per stage.
+
+1. The experiment through `greenpipe run` (Prefect -> `dvc repro` per stage -> MLflow run and
+   CodeCarbon tracker per stage) against the same stage functions called in order in one bare
+   Python process (benchmarks/bare_pipeline.py: no Prefect, DVC, MLflow or CodeCarbon), each
+   in a fresh copy of the repo. Per stage: greenpipe's wall time (from the flow's log), the
+   bare time, the difference, and the part of it that a fresh interpreter importing the
+   stage's framework costs by itself (`python -c "import torch"`, measured here), which the
+   bare process pays only once; what remains is greenpipe's own fixed cost per stage.
+2. Cached runs: `dvc repro` and `greenpipe run` in the finished workspace, nothing to do.
+3. Peak resident memory of each stage (the stage process's high-water mark, from its
+   metrics file).
+
+Targets: fixed cost <= 1.0 s per stage beyond interpreter and framework import, total
+overhead <= 10% on a workload of >= 2 minutes of compute; cached dvc repro < 3 s, cached
+greenpipe run < 15 s. Prints JSON result rows on the last line for benchmarks/run_all.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workspace  # noqa: E402
+
+# the default experiment, lightened to about 2-3 minutes of compute on 2 cores
+PARAMS = {
+    "train.epochs": 15,
+    "distill.epochs": 15,
+    "optimize.prune.fine_tune_epochs": 8,
+    "evaluate.energy_repeats": 1,
+    "evaluate.peak_memory": False,
+}
+IMPORTS = {"torch": "import torch", "tensorflow": "import tensorflow", "": "import numpy"}
+
+
+def stage_commands(ws: Path) -> list[tuple[str, list[str]]]:
+    """[(stage, [script, args...])] in DVC's order, from the resolved dvc.yaml commands."""
+    code = (
+        "import json, shlex, networkx as nx; from dvc.repo import Repo\n"
+        "r = Repo('.'); g = r.index.graph\n"
+        "st = [s for s in reversed(list(nx.topological_sort(g))) if s.cmd]\n"
+        "print(json.dumps([(s.addressing, shlex.split(s.cmd)[1:]) for s in st]))"
+    )
+    out = workspace.run(ws, sys.executable, "-c", code).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def import_cost(framework: str, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", IMPORTS[framework]], check=True, env=workspace.env())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_memory(ws: Path) -> dict[str, float]:
+    out = {}
+    for path in sorted((ws / "metrics").rglob("*.json")):
+        m = json.loads(path.read_text())
+        rss = (m.get("resources") or {}).get("peak_rss_mb")
+        if rss is not None:
+            rel = path.relative_to(ws / "metrics").with_suffix("")
+            name = "@".join(reversed(rel.parts[1:])) if rel.parts[0] == "models" else rel.name
+            out[name] = rss
+    return out
+
+
+def timed(ws: Path, *cmd: str) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = workspace.run(ws, *cmd)
+    return time.perf_counter() - t0, proc.stderr + proc.stdout
+
+
+def main() -> None:
+    tracked = workspace.make(PARAMS)
+    wall_g, log = timed(tracked, "greenpipe", "run")
+    per_stage_g = {m[0]: float(m[1]) for m in re.findall(r"stage (\S+) ran in ([\d.]+) s", log)}
+
+    bare = workspace.make(PARAMS)
+    spec = bare / "stages.json"
+    commands = stage_commands(bare)
+    spec.write_text(json.dumps(commands))
+    script = str(Path(__file__).resolve().parent / "bare_pipeline.py")
+    wall_b, out = timed(bare, sys.executable, script, str(spec))
+    per_stage_b = json.loads(out.strip().splitlines()[-1])
+
+    imports = {fw: import_cost(fw) for fw in IMPORTS}
+    memory = peak_memory(tracked)
+    print(
+        f"{'stage':<20}{'greenpipe s':>12}{'bare s':>9}{'diff s':>9}{'import s':>10}"
+        f"{'fixed s':>9}{'peak MiB':>10}"
+    )
+    fixed = []
+    for stage, _ in commands:
+        g, b = per_stage_g.get(stage), per_stage_b.get(stage)
+        fw = stage.partition("@")[2]
+        if g is None or b is None:
+            print(f"{stage:<20}  (not timed)")
+            continue
+        beyond = g - b - imports[fw]
+        fixed.append(beyond)
+        print(
+            f"{stage:<20}{g:>12.1f}{b:>9.1f}{g - b:>9.1f}{imports[fw]:>10.1f}{beyond:>9.1f}"
+            f"{memory.get(stage, float('nan')):>10.0f}"
+        )
+    flow_cost = wall_g - sum(per_stage_g.values())
+    ratio = wall_g / wall_b
+    print(
+        f"end to end: greenpipe run {wall_g:.1f} s, bare process {wall_b:.1f} s, "
+        f"ratio {ratio:.3f} (overhead {100 * (ratio - 1):.1f}%); flow outside stages "
+        f"{flow_cost:.1f} s"
+    )
+    print(
+        "import s: a fresh interpreter importing the stage's framework ("
+        + ", ".join(f"{k or 'numpy only'} {v:.1f} s" for k, v in imports.items())
+        + ")"
+    )
+
+    cached = {}
+    for cmd in (("dvc", "repro"), ("greenpipe", "run")):
+        cached[" ".join(cmd)] = statistics.median(timed(tracked, *cmd)[0] for _ in range(3))
+    print("fully cached: " + ", ".join(f"{k} {v:.2f} s" for k, v in cached.items()))
+
+    rows = [
+        ("end-to-end greenpipe run / bare process", ratio, "<= 1.10", ratio <= 1.10),
+        (
+            "fixed cost per stage beyond imports (mean s)",
+            statistics.fmean(fixed),
+            "<= 1.0",
+            statistics.fmean(fixed) <= 1.0,
+        ),
+        ("fixed cost per stage beyond imports (max s)", max(fixed), "<= 1.0", max(fixed) <= 1.0),
+        ("dvc repro, fully cached (s)", cached["dvc repro"], "< 3", cached["dvc repro"] < 3),
+        (
+            "greenpipe run, fully cached (s)",
+            cached["greenpipe run"],
+            "< 15",
+            cached["greenpipe run"] < 15,
+        ),
+        ("peak stage memory (MiB, max over stages)", max(memory.values()), "-", None),
+    ]
+    print(json.dumps({"rows": rows}))
+
+
+if __name__ == "__main__":
+    main()

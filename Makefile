@@ -30,7 +30,7 @@ run: install
 
 ## test: unit, contract and end-to-end tests
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadgroup
 
 ## bench: benchmarks that measure ratios side by side, one summary table (see benchmarks/)
 bench: install

@@ -66,8 +66,20 @@ def shared_api():
     try:
         yield server.api_url
     finally:
+        _drain_to_api()  # else the queued logs retry a stopped server for a minute at exit
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
+
+
+def _drain_to_api() -> None:
+    """Send the logs and events Prefect still holds to the API while it is up."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogHandler
+
+    with contextlib.suppress(Exception):
+        APILogHandler.flush()
+    with contextlib.suppress(Exception):
+        EventsWorker.drain_all(timeout=15)
 
 
 def variant_env(parent_id: str, uri: str, threads: int) -> dict[str, str]:

@@ -37,10 +37,18 @@ def _load_flows(root: Path, module: str):
 def cmd_run(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     load_params(root / "params.yaml")  # a bad key fails here, before anything runs
-    from greenpipe.graph import stage_order
+    from greenpipe.graph import all_up_to_date, stage_order
 
     order = stage_order(root)
     print(f"greenpipe: {len(order)} stages: {' -> '.join(order)}", file=sys.stderr)
+    if not args.force and all_up_to_date(root):
+        # like `dvc repro`: nothing to run, so no flow run and no MLflow run either
+        print(
+            "greenpipe: every stage is up to date in dvc.lock; nothing to run "
+            "(--force re-runs them all)",
+            file=sys.stderr,
+        )
+        return 0
     flows = _load_flows(root, "experiment")
     outcome = flows.experiment(root=str(root), force=args.force)
     ran = [s for s, st in outcome.items() if st != "Cached"]

@@ -35,3 +35,9 @@ def stage_is_up_to_date(root: Path, stage: str) -> bool:
     """True if DVC would skip the stage: deps, params, cmd and outs match dvc.lock."""
     with open_repo(root) as repo:
         return not repo.status(targets=[stage])
+
+
+def all_up_to_date(root: Path) -> bool:
+    """True if DVC would skip every stage of the pipeline (what `dvc status` reports)."""
+    with open_repo(root) as repo:
+        return not repo.status()

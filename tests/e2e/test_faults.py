@@ -1,5 +1,8 @@
-"""Faults: a stage killed with SIGKILL mid-training leaves nothing that looks finished, the
-next run completes, and the MLflow runs the kill left RUNNING are marked KILLED."""
+"""Faults, on an image-folder data set: a stage killed with SIGKILL mid-training leaves nothing
+that looks finished, the next run completes, and the MLflow runs the kill left RUNNING are
+marked KILLED. The module's workspace reads its data from a folder of PNG and JPEG files (one
+subfolder per class, some files corrupt), so the same runs prove that the whole pipeline works
+end to end on an image folder."""
 
 from __future__ import annotations
 
@@ -8,10 +11,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
+from PIL import Image
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("faults")]  # one module workspace
 
 
 def _stage_process(dvc: subprocess.Popen, script: str, timeout: float = 180):
@@ -59,13 +64,52 @@ def _kill_mid_stage(ws, stage: str, script: str):
     return run
 
 
+IMAGES = "inputs/digits_png"
+CORRUPT = 3
+
+
+def _write_image_folder(root: Path, per_class: int = 30) -> None:
+    """scikit-learn's digits as files: 16x16 grayscale PNG, every fifth a 20x20 RGB JPEG;
+    plus corrupt files (a truncated PNG, text named .png, an empty .jpg)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for label in range(10):
+        folder = root / f"digit_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, img in enumerate(d.images[d.target == label][:per_class]):
+            im = Image.fromarray((img * 255 / 16).astype(np.uint8), mode="L")
+            im = im.resize((16, 16), Image.Resampling.BILINEAR)
+            if i % 5 == 0:
+                im.convert("RGB").resize((20, 20)).save(folder / f"{i:03d}.jpg", quality=95)
+            else:
+                im.save(folder / f"{i:03d}.png")
+    good = (root / "digit_0" / "001.png").read_bytes()
+    (root / "digit_1" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (root / "digit_2" / "text.png").write_text("not an image")
+    (root / "digit_3" / "empty.jpg").write_bytes(b"")
+
+
+@pytest.fixture(scope="module")
+def image_ws(own_workspace):
+    ws = own_workspace
+    _write_image_folder(ws.path / IMAGES)
+    raw = ws.params()
+    raw["data"].update(source="image_folder", path=IMAGES, image_size=16, channels=1)
+    raw["train"]["backends"] = ["torch"]
+    ws.write_params(raw)
+    ws.run("git", "add", "-A")
+    ws.run("git", "commit", "-qm", "image folder")
+    return ws
+
+
 def _finished_models(ws) -> list[Path]:
     return [p for p in (ws.path / "models").rglob("*") if p.is_file() and p.suffix == ".model"]
 
 
-def test_sigkill_mid_train_and_distill_then_rerun_completes(own_workspace):
+def test_sigkill_mid_train_and_distill_then_rerun_completes(image_ws):
+    own_workspace = image_ws
     raw = own_workspace.params()
-    raw["train"]["backends"] = ["torch"]
     small = {k: raw["train"][k] for k in ("epochs", "patience")}
     raw["train"].update(epochs=500, patience=500)
     own_workspace.write_params(raw)
@@ -96,6 +140,21 @@ def test_sigkill_mid_train_and_distill_then_rerun_completes(own_workspace):
     assert status[killed_train.info.run_id] == "KILLED"
     assert status[killed_distill.info.run_id] == "KILLED"
     assert "RUNNING" not in status.values()
+
+
+def test_the_image_folder_went_through_every_stage(image_ws):
+    import json
+
+    prep = json.loads((image_ws.path / "metrics/prepare.json").read_text())
+    assert prep["classes"] == 10 and prep["skipped_unreadable"] == CORRUPT
+    assert prep["image"] == {"height": 16, "width": 16, "channels": 1}
+    assert sum(prep["samples"].values()) == 10 * 30
+    models = json.loads((image_ws.path / "metrics/models/torch/evaluate.json").read_text())
+    assert set(models["models"]) >= {"teacher", "student_kd", "student_kd_int8"}
+    assert models["models"]["teacher"]["accuracy"] > 0.5
+    assert "| teacher | torch |" in (image_ws.path / "reports/report.md").read_text()
+    status = image_ws.run("dvc", "status", "--quiet", check=False)
+    assert status.returncode == 0, status.stdout  # every stage up to date in dvc.lock
 
 
 def test_stale_codecarbon_lock_does_not_block(own_workspace):

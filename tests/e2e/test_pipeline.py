@@ -12,7 +12,8 @@ import json
 import pytest
 import yaml
 
-pytestmark = pytest.mark.e2e
+# one worker runs the modules that share the session workspace (pytest -n ... --dist loadgroup)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("shared-workspace")]
 
 DATA_STAGES = ["prepare", "clean", "augment", "compress"]
 MODEL_STAGES = ["train", "distill", "optimize", "evaluate"]
@@ -96,10 +97,12 @@ def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
     assert (workspace.path / "reports/accuracy_energy.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_second_repro_does_nothing(workspace):
+def test_second_repro_and_run_do_nothing(workspace):
     before = len(workspace.runs())
     proc = workspace.run("dvc", "repro")
     assert "Running stage" not in proc.stdout + proc.stderr
+    proc = workspace.run("greenpipe", "run")
+    assert "every stage is up to date in dvc.lock; nothing to run" in proc.stderr
     assert len(workspace.runs()) == before
 
 

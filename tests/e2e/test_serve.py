@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = pytest.mark.e2e
+# one worker runs the modules that share the session workspace (pytest -n ... --dist loadgroup)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("shared-workspace")]
 
 
 def _free_port() -> int:

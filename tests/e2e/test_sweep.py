@@ -8,14 +8,15 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# one worker runs the modules that share the session workspace (pytest -n ... --dist loadgroup)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("shared-workspace")]
 
 # only the evaluate stage and the report differ between variants: the sweep machinery is
 # what is tested here, on the cheapest stages (the shipped plans in plans/ vary the rest)
 PLAN = """\
 name: tiny
 grid:
-  evaluate.bootstrap_samples: [100, 150]
+  evaluate.bootstrap_samples: [130, 160]
   evaluate.confidence: [0.9, 0.95]
 """
 
@@ -84,7 +85,7 @@ def test_four_variant_sweep_on_dask(sweep_ws):
         assert p.data.metrics["compress/ratio"] > 1
         assert p.data.metrics["train/torch/energy/energy_kwh"] > 0
     samples = sorted(int(p.data.params["evaluate.bootstrap_samples"]) for p in parents)
-    assert samples == [100, 100, 150, 150]
+    assert samples == [130, 130, 160, 160]
     page = (sweep_ws.path / "reports" / "sweeps" / sweep_id / "index.html").read_text()
     assert "<table" in page and "data:image/png;base64," in page
     assert any(

@@ -1,12 +1,12 @@
 """Orchestration and tracking overhead, cached runs and peak memory per stage.
 
-1. The experiment through `greenpipe run` (Prefect -> `dvc repro` per stage -> MLflow run and
-   CodeCarbon tracker per stage) against the same stage functions called in order in one bare
-   Python process (benchmarks/bare_pipeline.py: no Prefect, DVC, MLflow or CodeCarbon), each
-   in a fresh copy of the repo. Per stage: greenpipe's wall time (from the flow's log), the
-   bare time, the difference, and the part of it that a fresh interpreter importing the
-   stage's framework costs by itself (`python -c "import torch"`, measured here), which the
-   bare process pays only once; what remains is greenpipe's own fixed cost per stage.
+1. The default experiment through `greenpipe run` (Prefect -> `dvc repro` per stage ->
+   MLflow run and CodeCarbon tracker per stage) against the same stage functions called in
+   order in one bare Python process (benchmarks/bare_pipeline.py: no Prefect, DVC, MLflow or
+   CodeCarbon), each in a fresh copy of the repo. Per stage: greenpipe's wall time (from the
+   flow's log), the bare time, the difference, and the part of it that a fresh interpreter
+   importing the stage's framework costs by itself (`python -c "import torch"`, measured
+   here), which the bare process pays only once; what remains is greenpipe's own fixed cost.
 2. Cached runs: `dvc repro` and `greenpipe run` in the finished workspace, nothing to do.
 3. Peak resident memory of each stage (the stage process's high-water mark, from its
    metrics file).
@@ -29,14 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workspace  # noqa: E402
 
-# the default experiment, lightened to about 2-3 minutes of compute on 2 cores
-PARAMS = {
-    "train.epochs": 15,
-    "distill.epochs": 15,
-    "optimize.prune.fine_tune_epochs": 8,
-    "evaluate.energy_repeats": 1,
-    "evaluate.peak_memory": False,
-}
+# the default experiment as params.yaml has it (no overrides): about 2.5 minutes of compute
+PARAMS: dict = {}
 IMPORTS = {"torch": "import torch", "tensorflow": "import tensorflow", "": "import numpy"}
 
 

@@ -38,7 +38,10 @@ def main() -> int:
         print(f"== {name}", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, str(HERE / name)], stdout=subprocess.PIPE, text=True, env=os.environ
+            [sys.executable, str(HERE / name)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TQDM_DISABLE": "1", "TF_CPP_MIN_LOG_LEVEL": "3"},
         )
         last = ""
         for line in proc.stdout:

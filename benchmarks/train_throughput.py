@@ -19,7 +19,8 @@ import time
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPEATS, EPOCHS, BATCH = 3, 5, 64
+REPEATS, EPOCHS, BATCH = 3, 10, 64
+CC_EPOCHS = 30  # CodeCarbon samples once a second: the runs must be long enough to see it
 
 
 def data():
@@ -33,13 +34,13 @@ def data():
     return s
 
 
-def cfg():
+def cfg(epochs: int):
     from greenpipe.config import FitConfig
 
-    return FitConfig(epochs=EPOCHS, batch_size=BATCH, lr=1e-3, patience=EPOCHS + 1)
+    return FitConfig(epochs=epochs, batch_size=BATCH, lr=1e-3, patience=epochs + 1)
 
 
-def greenpipe_fit(name: str, d) -> float:
+def greenpipe_fit(name: str, d, epochs: int = EPOCHS) -> float:
     from greenpipe.backends import get_backend
     from greenpipe.config import ModelArch
 
@@ -47,8 +48,8 @@ def greenpipe_fit(name: str, d) -> float:
     be.seed_everything(0)
     m = be.build(ModelArch(channels=(32, 64), hidden=512), d["train"][0].shape[1:], 10)
     t0 = time.perf_counter()
-    be.fit(m, d, cfg(), desc="bench")
-    return EPOCHS * len(d["train"][1]) / (time.perf_counter() - t0)
+    be.fit(m, d, cfg(epochs), desc="bench")
+    return epochs * len(d["train"][1]) / (time.perf_counter() - t0)
 
 
 def bare_torch(d) -> float:
@@ -96,10 +97,10 @@ def bare_keras(d) -> float:
 def with_codecarbon(d) -> float:
     from greenpipe.tracking.energy import EnergyMeter
 
-    meter = EnergyMeter("FRA", 1.0, "bench")
+    meter = EnergyMeter("FRA", 1.0, "bench")  # the default tracking.measure_power_secs
     meter.start()
     try:
-        return greenpipe_fit("torch", d)
+        return greenpipe_fit("torch", d, CC_EPOCHS)
     finally:
         meter.stop()
 
@@ -136,7 +137,7 @@ def main() -> None:
         compare(
             "torch: with CodeCarbon / without",
             lambda: with_codecarbon(d),
-            lambda: greenpipe_fit("torch", d),
+            lambda: greenpipe_fit("torch", d, CC_EPOCHS),
             0.98,
         )
     )

@@ -82,6 +82,20 @@ def _drain_to_api() -> None:
         EventsWorker.drain_all(timeout=15)
 
 
+MODE_KEY = "tracking.codecarbon_mode"
+
+
+def measured_per_process(variants: list[Variant], workers: int) -> list[Variant]:
+    """Variants that run side by side: CodeCarbon in process mode (unless the plan chose a
+    mode), since in machine mode every stage's tracker would count the other variants' load."""
+    if workers <= 1:
+        return variants
+    return [
+        v if MODE_KEY in v.overrides else Variant(v.name, {**v.overrides, MODE_KEY: "process"})
+        for v in variants
+    ]
+
+
 def variant_env(parent_id: str, uri: str, threads: int) -> dict[str, str]:
     """Stage environment: the variant's parent run, and a thread budget so variants that run
     side by side do not fight over cores."""
@@ -171,6 +185,7 @@ def sweep(plan: str, root: str = ".", workers: int = 2) -> dict:
     raw = yaml.safe_load((root_p / "params.yaml").read_text())
     params = validate_params(raw)
     name, variants = load_plan(root_p / plan if not Path(plan).is_absolute() else plan, raw)
+    variants = measured_per_process(variants, workers)
     sweep_id = f"{name}-{uuid.uuid4().hex[:6]}"
     uri = runs.resolve_tracking_uri(params.tracking.mlflow_uri, root_p)
     runs.check_reachable(uri)

@@ -156,6 +156,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     plan = Path(args.plan) if Path(args.plan).is_absolute() else root / args.plan
     load_plan(plan, yaml.safe_load((root / "params.yaml").read_text()))  # fail before Prefect
     flows = _load_flows(root, "sweep")
+    if args.workers > 1:
+        print(
+            "greenpipe: variants run side by side, so CodeCarbon counts each stage's own "
+            "processes (tracking.codecarbon_mode: process, unless the plan sets it)",
+            file=sys.stderr,
+        )
     with flows.shared_api():
         runner = flows.task_runner(args.workers, args.address, args.runner)
         out = flows.sweep.with_options(task_runner=runner)(

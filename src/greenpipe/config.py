@@ -46,6 +46,10 @@ class TrackingConfig(_Section):
     artifact_dir: str = Field("mlartifacts", min_length=1)
     country_iso_code: str = Field("FRA", pattern=r"^[A-Z]{3}$")
     measure_power_secs: float = Field(1.0, gt=0, le=60)
+    # CodeCarbon tracking_mode: "machine" counts the whole machine's load (a 10% idle floor
+    # included); "process" only the CPU time and memory of the stage's process tree, which is
+    # what concurrent runs (parallel sweeps) need so that no run is charged for another's work
+    codecarbon_mode: Literal["machine", "process"] = "machine"
 
 
 class DataConfig(_Section):

@@ -81,6 +81,9 @@ def test_four_variant_sweep_on_dask(sweep_ws):
         ran = [r for r in children[p.info.run_id] if r.data.tags.get("greenpipe.cached") != "true"]
         assert {r.info.run_name for r in ran} == {"evaluate@torch", "report"}
         assert all(r.data.metrics["energy_kwh"] > 0 for r in ran)
+        # two variants at a time: CodeCarbon counts each stage's own processes only
+        assert p.data.params["tracking.codecarbon_mode"] == "process"
+        assert all(r.data.tags["energy.source.cpu"].endswith("/process") for r in ran)
         # stages restored from the run-cache still put their recorded figures on the parent
         assert p.data.metrics["compress/ratio"] > 1
         assert p.data.metrics["train/torch/energy/energy_kwh"] > 0

@@ -168,3 +168,17 @@ def test_tracking_off_writes_metrics_without_mlflow_or_codecarbon(tmp_path, monk
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["x"] == 1 and m["energy"] == {"measured": False, "source": {}}
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()
+
+
+def test_process_mode_is_named_in_the_sources():
+    meter = EnergyMeter("FRA", 1.0, "unit-test", tracking_mode="process")
+    cpu = type("CPU", (), {"_mode": "cpu_load"})()
+    ram = type("RAM", (), {})()
+    meter._tracker._hardware = [cpu, ram]
+    assert meter.sources() == {
+        "cpu": "estimated:cpu_load/process",
+        "gpu": "absent",
+        "ram": "estimated:ram_size_model/process",
+    }
+    meter.tracking_mode = "machine"
+    assert meter.sources()["cpu"] == "estimated:cpu_load"

@@ -101,7 +101,13 @@ class EnergyMeter:
     Use a single meter per process: two trackers on one machine each count the whole machine.
     """
 
-    def __init__(self, country_iso_code: str, measure_power_secs: float, name: str) -> None:
+    def __init__(
+        self,
+        country_iso_code: str,
+        measure_power_secs: float,
+        name: str,
+        tracking_mode: str = "machine",
+    ) -> None:
         from codecarbon import OfflineEmissionsTracker
 
         _skip_cpuinfo_subprocess()
@@ -112,11 +118,13 @@ class EnergyMeter:
             measure_power_secs=measure_power_secs,
             log_level="error",
             allow_multiple_runs=True,  # no lock file that a killed run could leave behind
+            tracking_mode=tracking_mode,
             output_methods=[],
             project_name="greenpipe",
             experiment_name=name,
         )
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        self.tracking_mode = tracking_mode
         self.tasks: dict[str, EnergyReading] = {}
 
     def start(self) -> None:
@@ -138,7 +146,14 @@ class EnergyMeter:
         return reading
 
     def sources(self) -> dict[str, str]:
-        return describe_sources(getattr(self._tracker, "_hardware", []) or [])
+        """describe_sources, with `/process` on the CPU and RAM estimates in process mode
+        (they then cover this process tree only, not the whole machine)."""
+        src = describe_sources(getattr(self._tracker, "_hardware", []) or [])
+        if self.tracking_mode == "process":
+            for part in ("cpu", "ram"):
+                if src[part].startswith("estimated:"):
+                    src[part] += "/process"
+        return src
 
     def hardware(self) -> dict[str, Any]:
         conf = getattr(self._tracker, "_conf", {}) or {}

@@ -198,7 +198,8 @@ def stage_run(
         return
     client, _exp, parent, run_id = _start(stage, params, root)
     owns_parent = not os.environ.get(runs.PARENT_ENV)
-    meter = EnergyMeter(params.tracking.country_iso_code, params.tracking.measure_power_secs, stage)
+    tr = params.tracking
+    meter = EnergyMeter(tr.country_iso_code, tr.measure_power_secs, stage, tr.codecarbon_mode)
     run = StageRun(stage, run_id, parent, meter, root)
     meter.start()
     try:

@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,29 +38,34 @@ def main() -> int:
     for name in names:
         print(f"== {name}", flush=True)
         t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, str(HERE / name)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "TQDM_DISABLE": "1", "TF_CPP_MIN_LOG_LEVEL": "3"},
-        )
-        last = ""
-        for line in proc.stdout:
-            if line.startswith('{"rows"'):
-                last = line
-            else:
-                print(line, end="", flush=True)
-        if proc.wait() != 0 or not last:
-            print(f"{name} failed (exit {proc.returncode})", file=sys.stderr)
-            return 1
+        # progress bars and framework logs go to a file, shown only if the benchmark fails
+        with tempfile.TemporaryFile("w+") as log:
+            proc = subprocess.Popen(
+                [sys.executable, str(HERE / name)],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            )
+            last = ""
+            for line in proc.stdout:
+                if line.startswith('{"rows"'):
+                    last = line
+                else:
+                    print(line, end="", flush=True)
+            if proc.wait() != 0 or not last:
+                log.seek(0)
+                print(log.read()[-5000:], file=sys.stderr)
+                print(f"{name} failed (exit {proc.returncode})", file=sys.stderr)
+                return 1
         rows += [(name, *r) for r in json.loads(last)["rows"]]
         print(f"   ({time.perf_counter() - t0:.0f} s)\n", flush=True)
     print(f"Summary ({machine()}; all benchmarks {time.perf_counter() - t_all:.0f} s)")
-    print(f"| {'benchmark':<20} | {'measure':<50} | {'value':>8} | {'target':<8} | met |")
-    print(f"|{'-' * 22}|{'-' * 52}|{'-' * 10}|{'-' * 10}|-----|")
+    print(f"| {'benchmark':<20} | {'measure':<62} | {'value':>8} | {'target':<8} | met |")
+    print(f"|{'-' * 22}|{'-' * 64}|{'-' * 10}|{'-' * 10}|-----|")
     for name, label, value, target, ok in rows:
         met = "-" if ok is None else ("yes" if ok else "no")
-        print(f"| {name:<20} | {label:<50} | {value:>8.3f} | {target:<8} | {met:<3} |")
+        print(f"| {name:<20} | {label:<62} | {value:>8.3f} | {target:<8} | {met:<3} |")
     return 0
 
 

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPEATS, EPOCHS, BATCH = 3, 10, 64
+REPEATS, EPOCHS, BATCH = 5, 20, 64
 CC_EPOCHS = 30  # CodeCarbon samples once a second: the runs must be long enough to see it
 
 

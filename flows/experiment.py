@@ -18,7 +18,7 @@ from prefect.states import Completed
 
 from greenpipe.artifacts import read_json
 from greenpipe.config import load_params
-from greenpipe.graph import stage_is_up_to_date, stage_order
+from greenpipe.graph import stage_order, up_to_date
 from greenpipe.tracking import provenance as prov
 from greenpipe.tracking import runs
 from greenpipe.tracking.stage import record_cached
@@ -69,7 +69,7 @@ def _run_streaming(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[int, 
 def run_stage(stage: str, root: str, env: dict[str, str], force: bool = False):
     """`dvc repro --single-item <stage>`, or a Cached state if DVC says it is up to date."""
     log = get_run_logger()
-    if not force and stage_is_up_to_date(Path(root), stage):
+    if not force and up_to_date(Path(root), stage):
         log.info("stage %s is up to date in dvc.lock: skipped", stage)
         return Completed(name="Cached", message=f"{stage}: up to date in dvc.lock")
     cmd = [str(Path(sys.executable).parent / "dvc"), "repro", "--quiet", "--single-item", stage]

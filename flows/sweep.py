@@ -173,8 +173,7 @@ def _record_cached_stages(
     ran = {r.info.run_name for r in children}
     for stage in stages:
         if stage not in ran:
-            files = prov.stage_spec(root, stage).get("metrics") or []
-            blocks = [metrics[f] for f in prov.paths_of(files) if metrics.get(f)]
+            blocks = [metrics[f] for f in prov.stage_metric_paths(root, stage) if metrics.get(f)]
             record_cached(client, exp_id, parent, stage, blocks)
 
 

@@ -37,11 +37,11 @@ def _load_flows(root: Path, module: str):
 def cmd_run(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     load_params(root / "params.yaml")  # a bad key fails here, before anything runs
-    from greenpipe.graph import all_up_to_date, stage_order
+    from greenpipe.graph import stage_order, up_to_date
 
     order = stage_order(root)
     print(f"greenpipe: {len(order)} stages: {' -> '.join(order)}", file=sys.stderr)
-    if not args.force and all_up_to_date(root):
+    if not args.force and up_to_date(root):
         # like `dvc repro`: nothing to run, so no flow run and no MLflow run either
         print(
             "greenpipe: every stage is up to date in dvc.lock; nothing to run "

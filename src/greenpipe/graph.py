@@ -31,13 +31,8 @@ def stage_order(root: Path) -> list[str]:
         return [s.addressing for s in stages]
 
 
-def stage_is_up_to_date(root: Path, stage: str) -> bool:
-    """True if DVC would skip the stage: deps, params, cmd and outs match dvc.lock."""
+def up_to_date(root: Path, stage: str | None = None) -> bool:
+    """True if DVC would skip the stage (deps, params, cmd and outs match dvc.lock), or with
+    no stage every stage of the pipeline (what `dvc status` reports)."""
     with open_repo(root) as repo:
-        return not repo.status(targets=[stage])
-
-
-def all_up_to_date(root: Path) -> bool:
-    """True if DVC would skip every stage of the pipeline (what `dvc status` reports)."""
-    with open_repo(root) as repo:
-        return not repo.status()
+        return not repo.status(targets=[stage] if stage else None)

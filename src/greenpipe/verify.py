@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from greenpipe.tracking.provenance import flatten, paths_of, stage_spec
+from greenpipe.tracking.provenance import flatten, stage_metric_paths, stage_spec
 
 MEASURED = (
     "energy",
@@ -173,10 +173,6 @@ def rerun(ws: Path, stages: list[str]) -> dict[str, Any]:
     return yaml.safe_load((ws / "dvc.lock").read_text())
 
 
-def metrics_paths(root: Path, stage: str) -> list[str]:
-    return paths_of(stage_spec(root, stage).get("metrics"))
-
-
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -200,12 +196,14 @@ def verify(root: Path, stages: list[str], repeats: int = 1, keep: bool = False) 
         try:
             lock = rerun(ws, stages)
             compare_outs(root, recorded, lock, stages, verdict)
-            reruns.append({m: read_json(ws / m) for s in stages for m in metrics_paths(root, s)})
+            reruns.append(
+                {m: read_json(ws / m) for s in stages for m in stage_metric_paths(root, s)}
+            )
         finally:
             if not keep:
                 shutil.rmtree(ws, ignore_errors=True)
     for stage in stages:
-        for m in metrics_paths(root, stage):
+        for m in stage_metric_paths(root, stage):
             compare_metrics(m, read_json(root / m), [r.get(m, {}) for r in reruns], verdict)
     verdict.mismatches = list(dict.fromkeys(verdict.mismatches))
     return verdict

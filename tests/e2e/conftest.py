@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from greenpipe import verify
+
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = ("data/", "models/", "metrics/", "plots/", "reports/", "dvc.lock", "mlflow.db")
 
@@ -40,14 +42,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 def repo_files(root: Path) -> list[str]:
     """Tracked and new (not ignored) files of the repo, without pipeline outputs."""
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return [f for f in out if not f.startswith(OUTPUTS) and (root / f).is_file()]
+    return [f for f in verify.repo_files(root) if not f.startswith(OUTPUTS)]
 
 
 def tool_env(home: Path) -> dict[str, str]:

@@ -208,8 +208,8 @@ def test_latency_at_a_larger_batch_has_its_own_keys(x):
     assert lat["latency_batch_size"] == 4
 
 
-def test_energy_per_1k_repeated_gives_mean_and_spread_over_separate_tasks(x):
-    from greenpipe.evaluate.speed import energy_per_1k_repeated
+def test_energy_rounds_give_mean_and_spread_over_separate_tasks(x):
+    from greenpipe.evaluate.speed import energy_rounds
 
     readings = iter([1e-3, 2e-3, 3e-3])
     names: list[str] = []
@@ -221,7 +221,7 @@ def test_energy_per_1k_repeated_gives_mean_and_spread_over_separate_tasks(x):
         yield box
         box["reading"] = SimpleNamespace(energy_kwh=next(readings), duration_s=1.0)
 
-    out = energy_per_1k_repeated(FakePredict(), x, 5, 50, task, "m", repeats=3, min_seconds=0)
+    out = energy_rounds({"m": FakePredict()}, x, 5, 50, task, repeats=3, min_seconds=0)["m"]
     assert names == ["m#0", "m#1", "m#2"]
     per_1k = np.array([1e-3, 2e-3, 3e-3]) / 50 * 1000
     assert out["energy_repeats"] == 3 and out["inferences"] == 150
@@ -233,12 +233,11 @@ def test_energy_per_1k_repeated_gives_mean_and_spread_over_separate_tasks(x):
     assert out["energy_loop_kwh"] == pytest.approx(6e-3) and out["energy_loop_s"] == 3.0
 
 
-def test_energy_per_1k_repeated_without_readings(x):
-    from greenpipe.evaluate.speed import energy_per_1k_repeated
+def test_energy_rounds_without_readings(x):
+    from greenpipe.evaluate.speed import energy_rounds
 
-    out = energy_per_1k_repeated(
-        FakePredict(), x, 5, 20, _fake_task(None, [], []), "m", repeats=2, min_seconds=0
-    )
+    task = _fake_task(None, [], [])
+    out = energy_rounds({"m": FakePredict()}, x, 5, 20, task, repeats=2, min_seconds=0)["m"]
     assert out == {"inferences": 40, "energy_repeats": 0, "energy_per_1k_kwh": None}
 
 
@@ -272,14 +271,7 @@ def test_energy_rounds_take_the_models_in_turn(x):
     from greenpipe.evaluate.speed import energy_rounds
 
     order: list[str] = []
-
-    @contextlib.contextmanager
-    def task(name):
-        order.append(name)
-        box: dict = {}
-        yield box
-        box["reading"] = SimpleNamespace(energy_kwh=1e-3, duration_s=1.0)
-
+    task = _fake_task(SimpleNamespace(energy_kwh=1e-3, duration_s=1.0), order, [])
     predicts = {"a": FakePredict(), "b": FakePredict()}
     out = energy_rounds(predicts, x, 5, 10, task, repeats=3, min_seconds=0)
     assert order == ["a#0", "b#0", "a#1", "b#1", "a#2", "b#2"]

@@ -115,21 +115,6 @@ def summarize_energy(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def energy_per_1k_repeated(
-    predict: Predict,
-    x: np.ndarray,
-    batch_size: int,
-    n: int,
-    task: Callable[[str], AbstractContextManager[dict]],
-    name: str,
-    repeats: int,
-    min_seconds: float = 2.0,
-) -> dict[str, Any]:
-    """`energy_per_1k` repeated `repeats` times, each repeat its own CodeCarbon task
-    (`<name>#<i>`), summarised by `summarize_energy`."""
-    return energy_rounds({name: predict}, x, batch_size, n, task, repeats, min_seconds)[name]
-
-
 def energy_rounds(
     predicts: dict[str, Predict],
     x: np.ndarray,

@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from greenpipe.report.compression import TARGET_RATIO  # noqa: E402
+
 PANELS = (
     ("obtain_kwh", "energy to obtain the model (kWh)"),
     ("energy_per_1k_kwh", "energy per 1,000 inferences (kWh)"),
@@ -139,7 +141,7 @@ def compression_png(rows: list[dict]) -> bytes:
         ax.scatter([], [], marker=marker, color="0.5", label=b)
     if usable:
         ax.set_xscale("log")
-    ax.axvline(4.0, color="0.6", ls="--", lw=1)
+    ax.axvline(TARGET_RATIO, color="0.6", ls="--", lw=1)
     ax.set_xlabel("data set compression ratio (raw bytes / stored bytes)")
     ax.set_ylabel("teacher test accuracy")
     ax.grid(alpha=0.3, which="both")

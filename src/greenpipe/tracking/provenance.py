@@ -149,10 +149,14 @@ def stage_hashes(root: Path, stage: str) -> dict[str, str]:
     return out
 
 
+def stage_metric_paths(root: Path, stage: str) -> list[str]:
+    """The stage's metrics files as dvc.yaml lists them (repo-relative)."""
+    return paths_of(stage_spec(root, stage).get("metrics"))
+
+
 def stage_metric_files(root: Path, stage: str) -> list[Path]:
-    """The stage's metrics files (dvc.yaml `metrics`) under root that exist now."""
-    paths = [root / rel for rel in paths_of(stage_spec(root, stage).get("metrics", []))]
-    return [p for p in paths if p.is_file()]
+    """The stage's metrics files under root that exist now."""
+    return [root / rel for rel in stage_metric_paths(root, stage) if (root / rel).is_file()]
 
 
 def stage_param_keys(root: Path, stage: str) -> list[str]:

@@ -26,16 +26,7 @@ TRACKING_ENV = "GREENPIPE_TRACKING"
 
 
 class NullMeter:
-    """Stands in for EnergyMeter when tracking is off: measures nothing."""
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        return None
-
-    def sources(self) -> dict[str, str]:
-        return {}
+    """Stands in for EnergyMeter when tracking is off: its tasks measure nothing."""
 
     @contextlib.contextmanager
     def task(self, name: str) -> Iterator[dict]:
@@ -110,6 +101,13 @@ def _start(stage: str, params: Params, root: Path) -> tuple[Any, str, str, str]:
     for k, v in prov.stage_hashes(root, stage).items():
         client.set_tag(child.info.run_id, f"dvc.{k}", v)
     return client, exp_id, parent, child.info.run_id
+
+
+def _write_metrics(run: StageRun, metrics_path: str | Path | None, energy: dict) -> None:
+    """Add the peak memory to the stage's metrics; write them with the energy block."""
+    run.metrics["resources"] = {"peak_rss_mb": peak_rss_mb()}
+    if metrics_path is not None:
+        artifacts.write_json(metrics_path, {**run.metrics, "energy": energy})
 
 
 def parent_keys(stage: str, block: dict[str, Any]) -> dict[str, float]:
@@ -190,11 +188,7 @@ def stage_run(
     if os.environ.get(TRACKING_ENV, "on") == "off":
         run = StageRun(stage, "", "", NullMeter(), root)  # type: ignore[arg-type]
         yield run
-        if metrics_path is not None:
-            block = {**run.metrics, "energy": energy_metrics(None, {})}
-            artifacts.write_json(
-                metrics_path, {**block, "resources": {"peak_rss_mb": peak_rss_mb()}}
-            )
+        _write_metrics(run, metrics_path, energy_metrics(None, {}))
         return
     client, _exp, parent, run_id = _start(stage, params, root)
     owns_parent = not os.environ.get(runs.PARENT_ENV)
@@ -215,10 +209,7 @@ def stage_run(
             client.set_terminated(parent, "FAILED")
         raise
     reading = meter.stop()
-    run.metrics["resources"] = {"peak_rss_mb": peak_rss_mb()}
-    if metrics_path is not None:
-        block = {**run.metrics, "energy": energy_metrics(reading, meter.sources())}
-        artifacts.write_json(metrics_path, block)
+    _write_metrics(run, metrics_path, energy_metrics(reading, meter.sources()))
     try:
         _finish(client, run, reading, owns_parent)
     except BaseException:

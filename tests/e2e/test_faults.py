@@ -20,12 +20,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("faults")]  # one module 
 
 
 def _stage_process(dvc: subprocess.Popen, script: str, timeout: float = 180):
-    """The python process running pipelines/<script> under the dvc process, once it exists."""
+    """The python process running pipelines/<script> under the dvc process, once it exists.
+
+    Not the shell DVC starts it with: dash (/bin/sh, DVC's shell when SHELL is unset, as on
+    CI) forks the command instead of exec'ing it, and killing the shell would leave the
+    stage running as an orphan."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         for child in psutil.Process(dvc.pid).children(recursive=True):
             try:
-                if any(script in part for part in child.cmdline()):
+                cmd = child.cmdline()
+                if cmd and "python" in Path(cmd[0]).name and script in cmd[1:2]:
                     return child
             except psutil.Error:
                 continue

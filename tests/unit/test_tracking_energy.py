@@ -141,6 +141,19 @@ def test_real_codecarbon_task_inside_a_meter():
     assert meter.hardware()["cpu_model"]  # from /proc/cpuinfo on Linux, else py-cpuinfo
 
 
+def test_a_short_span_is_measured_whole():
+    """A 40 ms span: CodeCarbon's stop() alone would skip its last sample (< 50 ms after the
+    one start() takes) and report the energy of well under a millisecond. RAM power is a
+    constant of CodeCarbon's model, so its energy must match power x the span's duration."""
+    meter = EnergyMeter("FRA", 1.0, "unit-test-short")
+    meter.start()
+    _busy(0.04)
+    reading = meter.stop()
+    assert reading is not None and reading.ram_power_w > 0
+    covered_s = reading.ram_kwh * 3.6e6 / reading.ram_power_w
+    assert covered_s == pytest.approx(reading.duration_s, rel=0.2), (covered_s, reading)
+
+
 def test_cpu_model_comes_without_the_cpuinfo_subprocess(monkeypatch):
     import cpuinfo
 

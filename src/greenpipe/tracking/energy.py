@@ -128,21 +128,33 @@ class EnergyMeter:
         self.tasks: dict[str, EnergyReading] = {}
 
     def start(self) -> None:
-        self._t0 = time.perf_counter()
         self._tracker.start()
+        # after start(): its first call sets up the hardware (about 0.5 s) before the energy
+        # span begins, and duration must cover the same span as the energy
+        self._t0 = time.perf_counter()
 
     def stop(self) -> EnergyReading | None:
         """Stop and return the whole span, or None if CodeCarbon could not measure.
 
         The duration is our own wall clock: CodeCarbon 3.3 restarts its duration clock at
         every start_task, so after a task its `duration` covers only the time since then.
+
+        CodeCarbon's stop() takes its last sample only if the previous one is >= 50 ms old,
+        and start() samples once as it starts: a span shorter than about 50 ms beyond that
+        sample would get energy for the first fraction of a millisecond only. Sampling here,
+        just before stop(), makes its reading cover the whole span (CodeCarbon's own
+        measurement over the real interval; nothing is extrapolated).
         """
+        if getattr(self._tracker, "_start_time", None) is not None:
+            with contextlib.suppress(Exception):  # stop() swallows its errors too
+                self._tracker._measure_power_and_energy()
+        end = time.perf_counter()  # stop() then spends ~50 ms joining its threads
         self._tracker.stop()
         data = getattr(self._tracker, "final_emissions_data", None)
         if data is None:
             return None
         reading = EnergyReading.from_codecarbon(data)
-        reading.duration_s = time.perf_counter() - self._t0
+        reading.duration_s = end - self._t0
         return reading
 
     def sources(self) -> dict[str, str]:

@@ -49,7 +49,7 @@ def _wait_for_run(ws, name: str, timeout: float = 180):
     raise AssertionError(f"no RUNNING MLflow run {name}")
 
 
-def _kill_mid_stage(ws, stage: str, script: str):
+def _kill_mid_stage(ws, stage: str, script: str, after_s: float = 3.0):
     dvc = subprocess.Popen(
         ["dvc", "repro", "--single-item", stage],
         cwd=ws.path,
@@ -60,7 +60,7 @@ def _kill_mid_stage(ws, stage: str, script: str):
     try:
         proc = _stage_process(dvc, script)
         run = _wait_for_run(ws, stage)
-        time.sleep(3)  # well into training
+        time.sleep(after_s)  # well into the stage's work
         proc.send_signal(signal.SIGKILL)
         assert dvc.wait(timeout=120) != 0
     finally:
@@ -160,6 +160,43 @@ def test_the_image_folder_went_through_every_stage(image_ws):
     assert "| teacher | torch |" in (image_ws.path / "reports/report.md").read_text()
     status = image_ws.run("dvc", "status", "--quiet", check=False)
     assert status.returncode == 0, status.stdout  # every stage up to date in dvc.lock
+
+
+def _lock_entry(ws, stage: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((ws.path / "dvc.lock").read_text())["stages"][stage]
+
+
+def test_sigkill_mid_compress_then_rerun_completes(image_ws):
+    """compress made slow on purpose (64x augmentation, float32, zstd-19: seconds of encoding)
+    and killed while it encodes: no data set appears, dvc.lock keeps the last good entry,
+    and the re-run writes a complete, readable data set."""
+    from greenpipe.artifacts import load_dataset
+
+    ws = image_ws
+    raw = ws.params()
+    saved = {k: dict(raw[k]) for k in ("augment", "compress")}
+    raw["augment"]["factor"] = 64
+    raw["compress"].update(dtype="float32", codec="zstd", level=19)
+    ws.write_params(raw)
+    ws.run("dvc", "repro", "augment")
+    good = _lock_entry(ws, "compress")
+    killed = _kill_mid_stage(ws, "compress", "pipelines/compress.py", after_s=0.5)
+    data = ws.path / "data"
+    assert not (data / "dataset.npz").exists()  # DVC removed the old one; no half file took its place
+    assert _lock_entry(ws, "compress") == good
+
+    ws.run("dvc", "repro", "compress")
+    splits = load_dataset(data / "dataset.npz")
+    augmented = np.load(data / "augmented.npz")
+    assert len(splits["train"][1]) == len(augmented["y_train"])
+    assert splits["train"][0].dtype == np.float32
+    assert not list(data.glob(".*.tmp*"))
+    status = {r.info.run_id: r.info.status for r in ws.runs()}
+    assert status[killed.info.run_id] == "KILLED"
+    raw.update(saved)
+    ws.write_params(raw)
 
 
 def test_stale_codecarbon_lock_does_not_block(own_workspace):

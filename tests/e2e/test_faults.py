@@ -184,7 +184,8 @@ def test_sigkill_mid_compress_then_rerun_completes(image_ws):
     good = _lock_entry(ws, "compress")
     killed = _kill_mid_stage(ws, "compress", "pipelines/compress.py", after_s=0.5)
     data = ws.path / "data"
-    assert not (data / "dataset.npz").exists()  # DVC removed the old one; no half file took its place
+    # DVC removed the old data set before the stage ran; no half-written file took its place
+    assert not (data / "dataset.npz").exists()
     assert _lock_entry(ws, "compress") == good
 
     ws.run("dvc", "repro", "compress")

@@ -148,3 +148,10 @@ def test_distillation_charges_the_teacher_to_the_kd_student(metrics):
     assert row["kd_own_kwh"] == KD and row["teacher_kwh"] == pytest.approx(TEACHER)
     assert row["kd_obtain_kwh"] == pytest.approx(TEACHER + KD)
     assert row["extra_kwh"] == pytest.approx(TEACHER + KD - SCRATCH)
+
+
+def test_flag_names_the_batch_size_as_an_integer_even_from_mlflow_floats():
+    source = {"size_kb": 10.0, "latency_p50_ms": 1.0, "latency_batch_p50_ms": 1.0}
+    row = {"size_kb": 5.0, "latency_p50_ms": 0.5, "latency_batch_p50_ms": 2.0}
+    assert flag({**row, "latency_batch_size": 32.0}, source) == "not faster at batch 32"
+    assert flag(row, source) == "not faster at batch N"

@@ -40,7 +40,8 @@ def _check(after: float | None, before: float | None, what: str, problem: str) -
 def flag(row: dict[str, Any], source: dict[str, Any]) -> str:
     """'' if `row` is smaller and faster than `source` (its parent model), else what it is not
     (e.g. "not faster at batch 1" for an int8 model slower than its float parent)."""
-    batch = row.get("latency_batch_size") or "N"
+    size = row.get("latency_batch_size")
+    batch = f"{size:g}" if isinstance(size, int | float) else "N"  # MLflow gives 32.0 back
     checks = [
         _check(row.get("size_kb"), source.get("size_kb"), "size", "not smaller"),
         _check(

@@ -217,6 +217,15 @@ def log_params(client, run_id: str, flat: dict[str, Any]) -> None:
         client.log_batch(run_id, params=items[i : i + 100])
 
 
+def set_tags(client, run_id: str, tags: dict[str, str]) -> None:
+    """All the tags in one write (one SQLite transaction instead of one per tag)."""
+    from mlflow.entities import RunTag
+
+    items = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, tags=items[i : i + 100])
+
+
 def log_metrics(client, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
     from mlflow.entities import Metric
 

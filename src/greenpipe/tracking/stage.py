@@ -94,12 +94,11 @@ def _start(stage: str, params: Params, root: Path) -> tuple[Any, str, str, str]:
     }
     tags.update({f"lib.{k}": v for k, v in prov.library_versions().items()})
     tags.update({f"hw.{k}": str(v) for k, v in prov.hardware().items()})
+    tags.update({f"dvc.{k}": v for k, v in prov.stage_hashes(root, stage).items()})
     child = client.create_run(exp_id, run_name=stage, tags=tags)
     keys = prov.stage_param_keys(root, stage)
     mine = {k: v for k, v in flat.items() if any(k == p or k.startswith(p + ".") for p in keys)}
     runs.log_params(client, child.info.run_id, mine)
-    for k, v in prov.stage_hashes(root, stage).items():
-        client.set_tag(child.info.run_id, f"dvc.{k}", v)
     return client, exp_id, parent, child.info.run_id
 
 
@@ -161,11 +160,10 @@ def _finish(client, run: StageRun, reading: EnergyReading | None, owns_parent: b
     prefixed = parent_keys(run.stage, {**run.metrics, "energy": energy})
     runs.log_metrics(client, run.run_id, {**child_metrics, **prefixed})
     runs.log_metrics(client, run.parent_id, prefixed)
-    for comp, src in sources.items():
-        client.set_tag(run.run_id, f"energy.source.{comp}", src)
-        client.set_tag(run.parent_id, f"energy.source.{comp}", src)
-    for k, v in prov.stage_hashes(run.root, run.stage).items():
-        client.set_tag(run.run_id, f"dvc.{k}", v)
+    source_tags = {f"energy.source.{comp}": src for comp, src in sources.items()}
+    hashes = {f"dvc.{k}": v for k, v in prov.stage_hashes(run.root, run.stage).items()}
+    runs.set_tags(client, run.run_id, {**source_tags, **hashes})
+    runs.set_tags(client, run.parent_id, source_tags)
     for path in run.artifacts:
         if path.is_file():
             client.log_artifact(run.run_id, str(path))

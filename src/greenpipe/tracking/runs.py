@@ -209,21 +209,23 @@ def find_or_create_parent(client, experiment_id: str, params_flat: dict[str, Any
     return run.info.run_id
 
 
+def _log_batch(client, run_id: str, field: str, items: list, size: int) -> None:
+    """`log_batch` in chunks of `size` items of one kind (MLflow takes at most 100 params or
+    tags, 1000 metrics per call): a few SQLite transactions instead of one per item."""
+    for i in range(0, len(items), size):
+        client.log_batch(run_id, **{field: items[i : i + size]})
+
+
 def log_params(client, run_id: str, flat: dict[str, Any]) -> None:
     from mlflow.entities import Param
 
-    items = [Param(k, str(v)[:6000]) for k, v in flat.items()]
-    for i in range(0, len(items), 100):
-        client.log_batch(run_id, params=items[i : i + 100])
+    _log_batch(client, run_id, "params", [Param(k, str(v)[:6000]) for k, v in flat.items()], 100)
 
 
 def set_tags(client, run_id: str, tags: dict[str, str]) -> None:
-    """All the tags in one write (one SQLite transaction instead of one per tag)."""
     from mlflow.entities import RunTag
 
-    items = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
-    for i in range(0, len(items), 100):
-        client.log_batch(run_id, tags=items[i : i + 100])
+    _log_batch(client, run_id, "tags", [RunTag(k, str(v)[:5000]) for k, v in tags.items()], 100)
 
 
 def log_metrics(client, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
@@ -231,5 +233,4 @@ def log_metrics(client, run_id: str, metrics: dict[str, float], step: int = 0) -
 
     now = int(time.time() * 1000)
     items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-    for i in range(0, len(items), 500):
-        client.log_batch(run_id, metrics=items[i : i + 500])
+    _log_batch(client, run_id, "metrics", items, 500)

@@ -7,6 +7,7 @@ comes from DVC's own graph of dvc.yaml.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -19,9 +20,8 @@ from prefect.states import Completed
 from greenpipe.artifacts import read_json
 from greenpipe.config import load_params
 from greenpipe.graph import stage_order, up_to_date
+from greenpipe.tracking import ledger, runs
 from greenpipe.tracking import provenance as prov
-from greenpipe.tracking import runs
-from greenpipe.tracking.stage import record_cached
 
 EXIT_USAGE = 2
 
@@ -65,13 +65,30 @@ def _run_streaming(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[int, 
     return proc.wait(), tail.decode(errors="replace")
 
 
+HOW = {
+    "Cached": "up to date in dvc.lock",
+    "Restored": "restored by DVC from its run-cache (no code ran)",
+}
+
+
+def recorded_by(root: Path, stage: str) -> str | None:
+    """The parent run that recorded the stage's metrics files now in the workspace."""
+    for path in prov.stage_metric_files(root, stage):
+        with contextlib.suppress(OSError, ValueError):
+            rec = (read_json(path).get("energy") or {}).get("record") or {}
+            if rec.get("parent_run_id"):
+                return rec["parent_run_id"]
+    return None
+
+
 @task(retry_condition_fn=_retry_transient, log_prints=True)
 def run_stage(stage: str, root: str, env: dict[str, str], force: bool = False):
-    """`dvc repro --single-item <stage>`, or a Cached state if DVC says it is up to date."""
+    """`dvc repro --single-item <stage>`: a Cached state if DVC says it is up to date, a
+    Restored state if DVC restored its outputs from the run-cache without running it."""
     log = get_run_logger()
     if not force and up_to_date(Path(root), stage):
         log.info("stage %s is up to date in dvc.lock: skipped", stage)
-        return Completed(name="Cached", message=f"{stage}: up to date in dvc.lock")
+        return Completed(name="Cached", message=f"{stage}: {HOW['Cached']}")
     cmd = [str(Path(sys.executable).parent / "dvc"), "repro", "--quiet", "--single-item", stage]
     if force:
         cmd.append("--force")
@@ -84,27 +101,22 @@ def run_stage(stage: str, root: str, env: dict[str, str], force: bool = False):
             lines[-1] if lines else "no output",
         )
         raise StageFailed(stage, code, tail)
+    if recorded_by(Path(root), stage) != env[runs.PARENT_ENV]:
+        log.info("stage %s: %s", stage, HOW["Restored"])
+        return Completed(name="Restored", message=f"{stage}: {HOW['Restored']}")
     log.info("stage %s ran in %.1f s", stage, time.perf_counter() - t0)
     return stage
 
 
-def open_parent(root: Path, params, flow_run_name: str) -> tuple[object, str, str, str]:
-    uri = runs.resolve_tracking_uri(params.tracking.mlflow_uri, root)
-    runs.check_reachable(uri)
-    client = runs.client_for(uri)
-    exp_id = runs.ensure_experiment(client, params.experiment, root / params.tracking.artifact_dir)
-    runs.reconcile_stale_runs(client, exp_id)
+def open_parent(root: Path, params, flow_run_name: str) -> tuple[runs.Store, str]:
+    store = runs.open_store(params.tracking, params.experiment, root)
     tags = {
-        runs.TAG_ROLE: "experiment",
-        "greenpipe.driver": "prefect",
         "prefect.flow_run_name": flow_run_name,
         "mlflow.source.git.commit": prov.git_commit(root),
-        **runs.process_tags(),
     }
     name = f"greenpipe run {time.strftime('%Y-%m-%d %H:%M:%S')}"
-    run = client.create_run(exp_id, run_name=name, tags=tags)
-    runs.log_params(client, run.info.run_id, prov.flatten(params.model_dump(mode="json")))
-    return client, exp_id, run.info.run_id, uri
+    flat = prov.flatten(params.model_dump(mode="json"))
+    return store, runs.create_parent(store, name, "prefect", flat, tags)
 
 
 @flow(name="greenpipe-experiment", log_prints=True)
@@ -115,8 +127,8 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
     root_p = Path(root).resolve()
     params = load_params(root_p / "params.yaml")
     order = stage_order(root_p)
-    client, exp_id, parent, uri = open_parent(root_p, params, str(flow_run.name or "local"))
-    env = stage_env(parent, uri)
+    store, parent = open_parent(root_p, params, str(flow_run.name or "local"))
+    env = stage_env(parent, store.uri)
     task_opts = {
         "retries": params.orchestration.retries,
         "retry_delay_seconds": params.orchestration.retry_delays() or 0,
@@ -131,11 +143,11 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
             outcome[stage] = state.name
             if state.is_failed():
                 state.result()  # re-raise the stage's error
-            if state.name == "Cached":
-                blocks = [read_json(p) for p in prov.stage_metric_files(root_p, stage)]
-                record_cached(client, exp_id, parent, stage, blocks)
         status = "FINISHED"
     finally:
+        how = {s: HOW[st] for s, st in outcome.items() if st in HOW}
+        ledger.reconcile(store, parent, ledger.workspace_blocks(root_p, list(outcome)), how)
+        client = store.client
         for name in ("dvc.lock", "params.yaml"):
             if (root_p / name).is_file():
                 client.log_artifact(parent, str(root_p / name))

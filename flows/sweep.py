@@ -21,9 +21,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from greenpipe.config import validate_params
 from greenpipe.graph import stage_order
 from greenpipe.sweep import Variant, apply, load_plan
+from greenpipe.tracking import ledger, runs
 from greenpipe.tracking import provenance as prov
-from greenpipe.tracking import runs
-from greenpipe.tracking.stage import record_cached
 
 TAG_SWEEP = "greenpipe.sweep"
 
@@ -163,18 +162,15 @@ def exp_metrics(root: Path) -> dict[str, dict[str, dict]]:
 
 
 def _record_cached_stages(
-    client, exp_id: str, parent: str, stages: list[str], root: Path, metrics: dict[str, dict]
+    store: runs.Store, parent: str, stages: list[str], root: Path, metrics: dict[str, dict]
 ) -> None:
-    """Every stage DVC restored from its run-cache (it logged no run): recorded as a cached
-    child, its metrics (from the experiment's committed metrics files) on the parent."""
-    children = client.search_runs(
-        [exp_id], f"tags.`mlflow.parentRunId` = '{parent}'", max_results=200
-    )
-    ran = {r.info.run_name for r in children}
-    for stage in stages:
-        if stage not in ran:
-            blocks = [metrics[f] for f in prov.stage_metric_paths(root, stage) if metrics.get(f)]
-            record_cached(client, exp_id, parent, stage, blocks)
+    """The variant's ledger: every stage DVC did not run for it (up to date or restored from
+    the run-cache) inherited from the experiment's committed metrics files, and the totals."""
+    blocks = {
+        stage: [metrics[f] for f in prov.stage_metric_paths(root, stage) if metrics.get(f)]
+        for stage in stages
+    }
+    ledger.reconcile(store, parent, blocks)
 
 
 @flow(name="greenpipe-sweep", log_prints=True)
@@ -186,44 +182,32 @@ def sweep(plan: str, root: str = ".", workers: int = 2) -> dict:
     name, variants = load_plan(root_p / plan if not Path(plan).is_absolute() else plan, raw)
     variants = measured_per_process(variants, workers)
     sweep_id = f"{name}-{uuid.uuid4().hex[:6]}"
-    uri = runs.resolve_tracking_uri(params.tracking.mlflow_uri, root_p)
-    runs.check_reachable(uri)
-    client = runs.client_for(uri)
-    exp_id = runs.ensure_experiment(
-        client, params.experiment, root_p / params.tracking.artifact_dir
-    )
+    store = runs.open_store(params.tracking, params.experiment, root_p)
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     futures, parents = [], {}
     for v in variants:
-        parent = _open_parent(client, exp_id, raw, v, sweep_id)
+        parent = _open_parent(store, raw, v, sweep_id)
         exp_name = f"{v.name}-{sweep_id[-6:]}"
         parents[exp_name] = (parent, v)
-        env = variant_env(parent, uri, threads)
+        env = variant_env(parent, store.uri, threads)
         futures.append(run_variant.submit(str(root_p), exp_name, v.set_args(), env))
     results = [f.result(raise_on_failure=False) for f in futures]
     results = [
         r if isinstance(r, dict) else {"variant": "?", "ok": False, "reason": str(r)}
         for r in results
     ]
-    _close_parents(client, exp_id, parents, results, root_p, raw)
+    _close_parents(store, parents, results, root_p, raw)
     return {"sweep": sweep_id, "results": results}
 
 
-def _open_parent(client, exp_id: str, raw: dict, v: Variant, sweep_id: str) -> str:
-    tags = {
-        runs.TAG_ROLE: "experiment",
-        "greenpipe.driver": "sweep",
-        TAG_SWEEP: sweep_id,
-        "greenpipe.variant": v.name,
-        **runs.process_tags(),
-    }
-    run = client.create_run(exp_id, run_name=f"{v.name} ({sweep_id})", tags=tags)
+def _open_parent(store: runs.Store, raw: dict, v: Variant, sweep_id: str) -> str:
+    tags = {TAG_SWEEP: sweep_id, "greenpipe.variant": v.name}
     flat = prov.flatten(validate_params(apply(raw, v.overrides)).model_dump(mode="json"))
-    runs.log_params(client, run.info.run_id, flat)
-    return run.info.run_id
+    return runs.create_parent(store, f"{v.name} ({sweep_id})", "sweep", flat, tags)
 
 
-def _close_parents(client, exp_id, parents, results, root_p: Path, raw: dict) -> None:
+def _close_parents(store: runs.Store, parents, results, root_p: Path, raw: dict) -> None:
+    client = store.client
     shown = exp_metrics(root_p) if any(r["ok"] for r in results) else {}
     for r in results:
         if r["variant"] not in parents:
@@ -232,9 +216,7 @@ def _close_parents(client, exp_id, parents, results, root_p: Path, raw: dict) ->
         client.set_tag(parent, "dvc.exp_name", r["variant"])
         if r["ok"]:
             stages = stage_order_for(root_p, apply(raw, v.overrides))
-            _record_cached_stages(
-                client, exp_id, parent, stages, root_p, shown.get(r["variant"], {})
-            )
+            _record_cached_stages(store, parent, stages, root_p, shown.get(r["variant"], {}))
         else:
             client.set_tag(parent, "greenpipe.error", r["reason"][:5000])
         client.set_terminated(parent, "FINISHED" if r["ok"] else "FAILED")

@@ -14,6 +14,15 @@ from greenpipe.errors import GreenpipeError
 from greenpipe.tracking.stage import stage_run
 
 
+def check_param_ratio(t_params: int, s_params: int, min_ratio: float) -> None:
+    if t_params / s_params < min_ratio:
+        raise GreenpipeError(
+            f"student has {s_params} params, teacher {t_params}: ratio "
+            f"{t_params / s_params:.1f} < distill.min_param_ratio {min_ratio}; "
+            "shrink distill.model or grow train.model"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     p = backend_parser("distill", __doc__)
     p.add_argument("--data", default="data/dataset.npz")
@@ -37,24 +46,18 @@ def main(argv: list[str] | None = None) -> None:
             ("student_scratch", args.student_scratch, args.plots_scratch),
         ):
             backend.seed_everything(params.seed)  # same init for both students
-            student = backend.build(cfg.model, shape, n_classes)
-            s_params = backend.count_params(student)
-            if t_params / s_params < cfg.min_param_ratio:
-                raise GreenpipeError(
-                    f"student has {s_params} params, teacher {t_params}: ratio "
-                    f"{t_params / s_params:.1f} < distill.min_param_ratio {cfg.min_param_ratio}; "
-                    "shrink distill.model or grow train.model"
-                )
+            # the model's energy to obtain: build, fit and save (the teacher's boundary too)
             with run.meter.task(name) as energy:
+                student = backend.build(cfg.model, shape, n_classes)
+                s_params = backend.count_params(student)
+                check_param_ratio(t_params, s_params, cfg.min_param_ratio)
+                desc = f"{name} [{backend.name}]"
                 if name == "student_kd":
-                    hist = backend.distill(
-                        student, teacher, data, cfg, desc=f"{name} [{backend.name}]"
-                    )
+                    hist = backend.distill(student, teacher, data, cfg, desc=desc)
                 else:
-                    hist = backend.fit(student, data, cfg, desc=f"{name} [{backend.name}]")
-            size = artifacts.save_model(backend, student, path)
+                    hist = backend.fit(student, data, cfg, desc=desc)
+                size = artifacts.save_model(backend, student, path)
             artifacts.write_curves(plots, hist.epochs)
-            reading = energy.get("reading")
             results[name] = {
                 "params": s_params,
                 "size_bytes": size,
@@ -62,8 +65,7 @@ def main(argv: list[str] | None = None) -> None:
                 "best_epoch": hist.best_epoch,
                 "val_loss": hist.best["val_loss"],
                 "val_acc": hist.best["val_acc"],
-                "energy_kwh": reading.energy_kwh if reading else None,
-                "duration_s": reading.duration_s if reading else None,
+                **run.figures(energy),
             }
         run.log_metrics(
             {

@@ -28,18 +28,14 @@ def _args(argv: list[str] | None):
     return p.parse_args(argv)
 
 
-def record(backend, models, paths, energy, val, ev) -> dict:
+def record(backend, models, paths, figures, val, ev) -> dict:
     """Before/after params, size, val accuracy and latency of (before, after) models, plus
-    the energy (kWh) and duration (s) of the CodeCarbon task that made `after`."""
+    `figures`: the energy (kWh, gross and active) and duration (s) of the window that made
+    `after`."""
     snaps = [snapshot(backend, m, *val, ev.warmup, ev.latency_runs) for m in models]
     for snap, path in zip(snaps, paths, strict=True):
         snap["size_bytes"] = Path(path).stat().st_size
-    reading = energy.get("reading")
-    return {
-        **before_after(*snaps),
-        "energy_kwh": reading.energy_kwh if reading else None,
-        "duration_s": reading.duration_s if reading else None,
-    }
+    return {**before_after(*snaps), **figures}
 
 
 def prune_and_fine_tune(backend, model, teacher, data, params) -> tuple[object, dict]:
@@ -75,20 +71,22 @@ def main(argv: list[str] | None = None) -> None:
             q = backend.quantize(model, x_tr, cfg)
             artifacts.save_model(backend, q, args.out)
         paths = (args.model, args.out)
-        results["student_kd_int8"] = record(backend, (model, q), paths, energy, val, ev)
+        fig = run.figures(energy)
+        results["student_kd_int8"] = record(backend, (model, q), paths, fig, val, ev)
         with run.meter.task("prune") as energy:
             pruned, info = prune_and_fine_tune(backend, model, teacher, data, params)
             artifacts.save_model(backend, pruned, args.pruned)
         paths = (args.model, args.pruned)
         results["student_kd_pruned"] = {
-            **record(backend, (model, pruned), paths, energy, val, ev),
+            **record(backend, (model, pruned), paths, run.figures(energy), val, ev),
             **info,
         }
         with run.meter.task("quantize_pruned") as energy:
             pq = backend.quantize(pruned, x_tr, cfg)
             artifacts.save_model(backend, pq, args.pruned_int8)
         paths = (args.pruned, args.pruned_int8)
-        results["student_kd_pruned_int8"] = record(backend, (pruned, pq), paths, energy, val, ev)
+        fig = run.figures(energy)
+        results["student_kd_pruned_int8"] = record(backend, (pruned, pq), paths, fig, val, ev)
         run.log_metrics({**results, "method": cfg.quantization})
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from greenpipe import artifacts
 from greenpipe.entry import load, main_of, stage_parser
+from greenpipe.errors import GreenpipeError
 from greenpipe.report import columns as col
 from greenpipe.report.distillation import distillation_rows
 from greenpipe.report.optimization import add_flags, optimization_rows
@@ -29,10 +30,13 @@ def notes_for(stages: list[dict]) -> list[str]:
         "not smoothed."
     )
     notes.append(
-        "kWh to obtain = own training energy plus everything upstream: the teacher's training "
-        "for distilled students, plus pruning (with its fine-tuning) and quantization for "
-        "optimized models. The report stage's own energy is in metrics/report.json."
+        "kWh to obtain = the window that made the model (from building or loading it to its "
+        "saved file) plus those of the models it comes from: the teacher's for distilled "
+        "students, the student's for pruned and int8 models. Stage set-up and evaluation are "
+        "outside every window; the data stages, shared by all models, are their own column. "
+        "The report stage's own energy is in metrics/report.json."
     )
+    notes.extend(idle_notes(stages))
     notes.append(
         "CI: percentile bootstrap interval of the test accuracy / macro-F1 (evaluate.confidence, "
         "evaluate.bootstrap_samples resamples, seeded). kWh / 1k inferences: mean ± sample "
@@ -49,6 +53,34 @@ def notes_for(stages: list[dict]) -> list[str]:
         "is flagged, not counted as a gain."
     )
     return notes
+
+
+def idle_notes(stages: list[dict]) -> list[str]:
+    """What the active figures subtract: the idle window's power and spread, per mode."""
+    seen = {}
+    for r in stages:
+        if r.get("idle_power_w") is not None:
+            seen.setdefault(r["tracking_mode"], r)
+    out = [
+        f"Active = gross - idle power x duration, per component, never below zero. Idle "
+        f"({mode} mode): {r['idle_power_w']:.2f} W (CPU spread ± "
+        f"{r['idle_cpu_power_std_w']:.2f} W) over a {r['idle_seconds']:.1f} s quiet window."
+        for mode, r in sorted(seen.items())
+    ]
+    return out or ["No idle baseline was recorded: active energy is not available."]
+
+
+def experiment_totals(stages: list[dict]) -> dict[str, float]:
+    """The upstream stages' energy added up (kWh, kgCO2e, s), if they share one mode."""
+    if len({r["tracking_mode"] for r in stages}) > 1:
+        raise GreenpipeError(
+            "the stages' energy figures were measured in different CodeCarbon modes; "
+            "re-run them in one (dvc repro --force) before adding them up"
+        )
+    keys = ("energy_kwh", "active_energy_kwh", "cpu_kwh", "gpu_kwh", "ram_kwh")
+    out = {k: sum(r[k] or 0.0 for r in stages) for k in (*keys, "emissions_kg", "duration_s")}
+    out["stages"] = len(stages)
+    return out
 
 
 def read_model_metrics(folder: Path) -> dict[str, dict[str, dict]]:
@@ -114,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
         artifacts.write_text(args.html, html_page(cfg.title, tables, notes, [(alt, png)]))
         for path in (args.md, args.html, args.png):
             run.log_artifact(path)
-        run.log_metrics({"models": len(models), "stages": len(stages)})
+        run.log_metrics(
+            {"models": len(models), "stages": len(stages), "upstream": experiment_totals(stages)}
+        )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def _load_flows(root: Path, module: str):
 
 def cmd_run(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
-    load_params(root / "params.yaml")  # a bad key fails here, before anything runs
+    params = load_params(root / "params.yaml")  # a bad key fails here, before anything runs
     from greenpipe.graph import stage_order, up_to_date
 
     order = stage_order(root)
@@ -50,13 +50,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 0
     flows = _load_flows(root, "experiment")
+    measure_idle(params.tracking)  # before Prefect's server starts: the window must be quiet
     outcome = flows.experiment(root=str(root), force=args.force)
-    ran = [s for s, st in outcome.items() if st != "Cached"]
+    states = list(outcome.values())
+    ran = len(states) - states.count("Cached") - states.count("Restored")
     print(
-        f"greenpipe: done; ran {len(ran)} stage(s), {len(outcome) - len(ran)} cached",
+        f"greenpipe: done; ran {ran} stage(s), {states.count('Cached')} up to date, "
+        f"{states.count('Restored')} restored from DVC's run-cache (their figures are "
+        "inherited, not spent)",
         file=sys.stderr,
     )
     return 0
+
+
+def measure_idle(tr, mode: str | None = None) -> None:
+    """The idle baseline of this host and mode, measured now unless a recent one is cached."""
+    from greenpipe.tracking import idle
+
+    mode = mode or tr.codecarbon_mode
+    if os.environ.get("GREENPIPE_TRACKING", "on") == "off":
+        return
+    if idle.load_cached(mode, tr.idle_max_age_s) is None:
+        print(f"greenpipe: measuring idle power for {tr.idle_seconds:g} s", file=sys.stderr)
+    base = idle.baseline_for(tr, mode)
+    print(
+        f"greenpipe: idle power {base.power_w:.2f} W (cpu {base.cpu_power_w:.2f} "
+        f"± {base.cpu_power_std_w:.2f}, ram {base.ram_power_w:.2f}, gpu {base.gpu_power_w:.2f}; "
+        f"{mode} mode, {base.seconds:.1f} s window)",
+        file=sys.stderr,
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -150,7 +172,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from greenpipe.sweep import load_plan
 
     root = Path(args.root).resolve()
-    load_params(root / "params.yaml")
+    params = load_params(root / "params.yaml")
     if args.workers < 1:
         raise UsageError("--workers must be >= 1")
     plan = Path(args.plan) if Path(args.plan).is_absolute() else root / args.plan
@@ -162,6 +184,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             "processes (tracking.codecarbon_mode: process, unless the plan sets it)",
             file=sys.stderr,
         )
+    measure_idle(params.tracking, "process" if args.workers > 1 else None)
     with flows.shared_api():
         runner = flows.task_runner(args.workers, args.address, args.runner)
         out = flows.sweep.with_options(task_runner=runner)(
@@ -234,7 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("stages", help="list the stages in graph order").set_defaults(fn=cmd_stages)
     rep = sub.add_parser("report", help="Pareto report over all runs of the MLflow experiment")
     rep.add_argument(
-        "--energy", choices=("train", "inference", "total"), default="total", help="energy axis"
+        "--energy",
+        choices=("train", "inference", "total", "active"),
+        default="total",
+        help="energy axis the Pareto front ranks by (active: total above idle power)",
     )
     rep.add_argument("--out", default="reports/pareto", help="output folder (repo-relative)")
     rep.add_argument("--experiment", help="MLflow experiment (default: params.yaml experiment)")

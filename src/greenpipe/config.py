@@ -50,6 +50,37 @@ class TrackingConfig(_Section):
     # included); "process" only the CPU time and memory of the stage's process tree, which is
     # what concurrent runs (parallel sweeps) need so that no run is charged for another's work
     codecarbon_mode: Literal["machine", "process"] = "machine"
+    # idle baseline (greenpipe.tracking.idle): a quiet window of idle_seconds, reused per host
+    # and mode for idle_max_age_s; active energy = gross - idle power x duration
+    idle_seconds: float = Field(5.0, ge=1, le=300)
+    idle_max_age_s: float = Field(3600.0, ge=0, le=7 * 86400)
+
+    @field_validator("country_iso_code")
+    @classmethod
+    def _known_to_codecarbon(cls, code: str) -> str:
+        # CodeCarbon silently uses the world average (~475 gCO2e/kWh) for a code it does not
+        # know: check against its own table so a typo is an error, not another grid
+        known = codecarbon_countries()
+        if known and code not in known:
+            raise ValueError(
+                f"'{code}' is not a country in CodeCarbon's energy-mix data; use an ISO 3166-1 "
+                "alpha-3 code it knows, such as FRA, DEU, USA or GBR"
+            )
+        return code
+
+
+def codecarbon_countries() -> frozenset[str]:
+    """ISO codes in CodeCarbon's global_energy_mix.json (read without importing codecarbon);
+    empty if CodeCarbon is not installed."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("codecarbon")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    base = Path(next(iter(spec.submodule_search_locations)))
+    path = base / "data" / "private_infra" / "global_energy_mix.json"
+    return frozenset(json.loads(path.read_text()))
 
 
 class DataConfig(_Section):

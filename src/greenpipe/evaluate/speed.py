@@ -70,8 +70,10 @@ def energy_per_1k(
     task: Callable[[str], AbstractContextManager[dict]],
     name: str,
     min_seconds: float = 2.0,
+    active: Callable[[Any], float | None] | None = None,
 ) -> dict[str, Any]:
-    """kWh per 1,000 inferences, from a CodeCarbon task around a timed inference loop.
+    """kWh per 1,000 inferences, from a CodeCarbon task around a timed inference loop; with
+    `active` (reading -> active kWh above idle) also the active kWh per 1,000.
 
     The loop runs at least `n` inferences and at least `min_seconds`, so the tracker sees
     enough of the run to sample power; the energy is then divided by the inferences done.
@@ -85,9 +87,11 @@ def energy_per_1k(
     reading = box.get("reading")
     if reading is None:
         return {"inferences": done, "energy_per_1k_kwh": None}
+    act = active(reading) if active is not None else None
     return {
         "inferences": done,
         "energy_per_1k_kwh": reading.energy_kwh / done * 1000,
+        "active_energy_per_1k_kwh": act / done * 1000 if act is not None else None,
         "energy_loop_kwh": reading.energy_kwh,
         "energy_loop_s": reading.duration_s,
     }
@@ -102,6 +106,10 @@ def summarize_energy(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "energy_repeats": len(vals),
         "energy_per_1k_kwh": float(vals.mean()) if len(vals) else None,
     }
+    act = [r.get("active_energy_per_1k_kwh") for r in runs]
+    if act and all(a is not None for a in act):
+        out["active_energy_per_1k_kwh"] = float(np.mean(act))
+        out["active_energy_per_1k_std_kwh"] = float(np.std(act, ddof=1)) if len(act) > 1 else 0.0
     if len(vals):
         out.update(
             {
@@ -123,6 +131,7 @@ def energy_rounds(
     task: Callable[[str], AbstractContextManager[dict]],
     repeats: int,
     min_seconds: float = 2.0,
+    active: Callable[[Any], float | None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """kWh per 1,000 inferences of several models, measured in `repeats` rounds that take the
     models in turn (A, B, C, A, B, C, ...), each loop its own CodeCarbon task `<name>#<i>`.
@@ -134,6 +143,6 @@ def energy_rounds(
     for i in range(repeats):
         for name, predict in predicts.items():
             runs[name].append(
-                energy_per_1k(predict, x, batch_size, n, task, f"{name}#{i}", min_seconds)
+                energy_per_1k(predict, x, batch_size, n, task, f"{name}#{i}", min_seconds, active)
             )
     return {name: summarize_energy(r) for name, r in runs.items()}

@@ -24,6 +24,18 @@ def _mean_std(mean: str, std: str, fmt: str = "{:.3e}"):
     return show
 
 
+def _gross_active(gross: str, active: str, fmt: str = "{:.3e}"):
+    """ "gross / active" (kWh), or why there is no figure."""
+
+    def show(row: dict) -> str:
+        if row.get("mixed_modes") and row.get(gross) is None:
+            return f"refused: mixes {row['mixed_modes']} modes"
+        text = [fmt.format(row[k]) if row.get(k) is not None else "n/a" for k in (gross, active)]
+        return " / ".join(text)
+
+    return show
+
+
 def _before_after(key: str, fmt: str):
     def show(row: dict) -> str:
         b, a = row.get(f"{key}_before"), row.get(f"{key}_after")
@@ -52,14 +64,26 @@ MODEL_COLS: list[Column] = [
         "kWh / 1k inferences",
         _mean_std("energy_per_1k_kwh", "energy_per_1k_std_kwh"),
     ),
+    (
+        "active_per_1k",
+        "active kWh / 1k",
+        _mean_std("active_energy_per_1k_kwh", "active_energy_per_1k_std_kwh"),
+    ),
     ("train_kwh", "own training kWh", "{:.3e}"),
-    ("obtain_kwh", "kWh to obtain", "{:.3e}"),
-    ("total_kwh", "total kWh", "{:.3e}"),
+    ("obtain", "kWh to obtain (gross / active)", _gross_active("obtain_kwh", "obtain_active_kwh")),
+    (
+        "data",
+        "data stages kWh, shared (gross / active)",
+        _gross_active("data_kwh", "data_active_kwh"),
+    ),
+    ("total", "total kWh (gross / active)", _gross_active("total_kwh", "total_active_kwh")),
     ("flag", "flag", "{}"),
 ]
 STAGE_COLS: list[Column] = [
     ("stage", "stage", "{}"),
     ("energy_kwh", "energy (kWh)", "{:.3e}"),
+    ("active_energy_kwh", "active (kWh)", "{:.3e}"),
+    ("tracking_mode", "mode", "{}"),
     ("cpu_kwh", "CPU (kWh)", "{:.3e}"),
     ("gpu_kwh", "GPU (kWh)", "{:.3e}"),
     ("ram_kwh", "RAM (kWh)", "{:.3e}"),
@@ -109,9 +133,9 @@ POINT_COLS: list[Column] = [
     ("accuracy", "accuracy", "{:.4f}"),
     ("accuracy_ci", "accuracy CI", _interval("accuracy_ci_low", "accuracy_ci_high")),
     ("params", "params", "{:,.0f}"),
-    ("obtain_kwh", "kWh to obtain", "{:.3e}"),
+    ("obtain", "kWh to obtain (gross / active)", _gross_active("obtain_kwh", "obtain_active_kwh")),
     ("energy_per_1k_kwh", "kWh / 1k inferences", "{:.3e}"),
-    ("total_kwh", "total kWh", "{:.3e}"),
+    ("total", "total kWh (gross / active)", _gross_active("total_kwh", "total_active_kwh")),
     ("pareto", "Pareto", lambda r: "yes" if r.get("pareto") else ""),
     ("flag", "flag", "{}"),
 ]

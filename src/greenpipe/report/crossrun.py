@@ -3,7 +3,9 @@ every model of every run, accuracy over seeds, and all points, as HTML, Markdown
 
 Energy axes (`ENERGY`): "train" = kWh to obtain the model (its training plus everything
 upstream: the teacher for distilled students, pruning and quantization for optimized ones);
-"inference" = kWh per 1,000 inferences; "total" = to obtain + `total_inferences` inferences.
+"inference" = kWh per 1,000 inferences; "total" = to obtain + `total_inferences` inferences;
+"active" = the same total, of active energy (above the idle baseline). The front ranks by
+the one chosen; the tables show gross and active side by side.
 """
 
 from __future__ import annotations
@@ -23,8 +25,13 @@ ENERGY = {
     "train": ("obtain_kwh", "energy to obtain the model (kWh, training + upstream)"),
     "inference": ("energy_per_1k_kwh", "energy per 1,000 inferences (kWh)"),
     "total": ("total_kwh", "total energy (kWh): to obtain + report.total_inferences inferences"),
+    "active": (
+        "total_active_kwh",
+        "total active energy (kWh above idle): to obtain + report.total_inferences inferences",
+    ),
 }
-CSV_KEYS = [k for k, _, _ in col.POINT_COLS if k != "accuracy_ci"] + [
+SPLIT = {"obtain": ["obtain_kwh", "obtain_active_kwh"], "total": ["total_kwh", "total_active_kwh"]}
+CSV_KEYS = [k for c, _, _ in col.POINT_COLS if c != "accuracy_ci" for k in SPLIT.get(c, [c])] + [
     "accuracy_ci_low",
     "accuracy_ci_high",
     "run_id",

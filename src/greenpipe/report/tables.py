@@ -25,18 +25,16 @@ def _get(d: dict, *keys: str) -> Any:
     return d
 
 
-# model: (the model it is derived from, where its own energy is in the stages' metrics)
+# model: (the model it is derived from, the stage and key of the window that made it)
 LINEAGE: dict[str, tuple[str | None, tuple[str, ...]]] = {
-    "teacher": (None, ("train", "energy", "energy_kwh")),
-    "student_scratch": (None, ("distill", "student_scratch", "energy_kwh")),
-    "student_kd": ("teacher", ("distill", "student_kd", "energy_kwh")),
-    "student_kd_int8": ("student_kd", ("optimize", "student_kd_int8", "energy_kwh")),
-    "student_kd_pruned": ("student_kd", ("optimize", "student_kd_pruned", "energy_kwh")),
-    "student_kd_pruned_int8": (
-        "student_kd_pruned",
-        ("optimize", "student_kd_pruned_int8", "energy_kwh"),
-    ),
+    "teacher": (None, ("train", "teacher")),
+    "student_scratch": (None, ("distill", "student_scratch")),
+    "student_kd": ("teacher", ("distill", "student_kd")),
+    "student_kd_int8": ("student_kd", ("optimize", "student_kd_int8")),
+    "student_kd_pruned": ("student_kd", ("optimize", "student_kd_pruned")),
+    "student_kd_pruned_int8": ("student_kd_pruned", ("optimize", "student_kd_pruned_int8")),
 }
+DATA_STAGES = ("prepare", "clean", "augment", "compress")
 
 
 def source_of(name: str) -> str | None:
@@ -44,35 +42,68 @@ def source_of(name: str) -> str | None:
     return LINEAGE.get(name, (None, ()))[0]
 
 
-def own_energy(name: str, metrics: dict[str, dict]) -> float | None:
-    """kWh of the step that made `name` from its source (its training, pruning, quantization).
-
-    Metrics written before optimize did pruning have no per-model blocks: the whole optimize
-    stage was then the quantization of student_kd.
-    """
+def _window(name: str, metrics: dict[str, dict]) -> dict | None:
+    """The figures of the window that made `name` from its source. Metrics written before
+    the teacher had a window of its own charge it its whole train stage, as they did then."""
     if name not in LINEAGE:
         return None
-    path = LINEAGE[name][1]
-    if name == "student_kd_int8" and _get(metrics, "optimize", name) is None:
-        path = ("optimize", "energy", "energy_kwh")
-    return _get(metrics, *path)
+    found = _get(metrics, *LINEAGE[name][1])
+    if found is None and name == "teacher":
+        found = _get(metrics, "train", "energy")
+    if found is None and name == "student_kd_int8":  # optimize before pruning existed
+        found = _get(metrics, "optimize", "energy")
+    return found if isinstance(found, dict) else None
 
 
-def energy_to_obtain(name: str, metrics: dict[str, dict]) -> dict[str, float | None]:
-    """kWh spent to obtain a model: its own step plus everything upstream of it.
+def own_energy(name: str, metrics: dict[str, dict], key: str = "energy_kwh") -> float | None:
+    """kWh (`key`: gross energy_kwh or active_energy_kwh) of the window that made `name`."""
+    window = _window(name, metrics)
+    return None if window is None else window.get(key)
 
-    teacher: the train stage; student_scratch: its distill task; student_kd: teacher + its
-    distill task (the teacher's training is charged to every distilled student);
-    student_kd_int8 and student_kd_pruned: student_kd + their optimize task;
-    student_kd_pruned_int8: student_kd_pruned + its optimize task. None if any part is unknown.
+
+def modes_of(stages: list[str], metrics: dict[str, dict]) -> set[str]:
+    """The CodeCarbon modes the stages' energy figures were measured in."""
+    return {
+        str(_get(metrics, s, "energy", "tracking_mode") or "machine")
+        for s in stages
+        if _get(metrics, s, "energy") is not None
+    }
+
+
+def data_energy(metrics: dict[str, dict], key: str = "energy_kwh") -> float | None:
+    """kWh of the data stages (prepare, clean, augment, compress), shared by every model."""
+    parts = [_get(metrics, s, "energy", key) for s in DATA_STAGES if s in metrics]
+    return sum(parts) if parts and all(p is not None for p in parts) else None
+
+
+def energy_to_obtain(name: str, metrics: dict[str, dict]) -> dict[str, Any]:
+    """kWh spent to obtain a model: its own window plus those of the models it comes from.
+
+    One boundary for every model: the window from building (or loading) the model to its
+    saved file, training included (teacher: train; students: their distill fit; derived
+    models: their optimize step). The distilled student is charged the teacher's window,
+    int8 and pruned models that of the student they come from. Stage set-up and evaluation
+    are outside every window (each stage's `outside_tasks`); the data stages, shared by all
+    models, are the separate `data_kwh`. Gross and active (above idle) energy are given;
+    None if a part is unknown, or if the parts were measured in different CodeCarbon modes
+    (`mixed_modes` then names them).
     """
-    own = own_energy(name, metrics)
-    total, node = own, source_of(name)
-    while node is not None and total is not None:
-        part = own_energy(node, metrics)
-        total = None if part is None else total + part
+    chain, node = [], name
+    while node is not None:
+        chain.append(node)
         node = source_of(node)
-    return {"own_kwh": own, "obtain_kwh": total}
+    stages = sorted({LINEAGE[n][1][0] for n in chain if n in LINEAGE})
+    modes = modes_of(stages, metrics)
+    out: dict[str, Any] = {"mixed_modes": ",".join(sorted(modes)) if len(modes) > 1 else None}
+    for key, own_key, total_key in (
+        ("energy_kwh", "own_kwh", "obtain_kwh"),
+        ("active_energy_kwh", "own_active_kwh", "obtain_active_kwh"),
+    ):
+        parts = [own_energy(n, metrics, key) for n in chain]
+        out[own_key] = parts[0]
+        ok = all(p is not None for p in parts) and out["mixed_modes"] is None
+        out[total_key] = sum(parts) if ok else None
+    return out
 
 
 QUALITY_KEYS = (
@@ -100,25 +131,36 @@ SPEED_KEYS = (
 
 
 def model_rows(metrics: dict[str, dict], total_inferences: int) -> list[dict[str, Any]]:
-    """One row per evaluated model, with quality, size, speed, memory and energy."""
+    """One row per evaluated model, with quality, size, speed, memory and energy (gross and
+    active: to obtain, per 1,000 inferences, and in total with `total_inferences`)."""
     rows = []
+    data_kwh, data_active = data_energy(metrics), data_energy(metrics, "active_energy_kwh")
     for name, m in (_get(metrics, "evaluate", "models") or {}).items():
         e = energy_to_obtain(name, metrics)
-        per_1k = m.get("energy_per_1k_kwh")
-        total = None
-        if e["obtain_kwh"] is not None and per_1k is not None:
-            total = e["obtain_kwh"] + per_1k * total_inferences / 1000
         row = {"model": name, "backend": m.get("backend", ""), "source": source_of(name)}
         row.update({k: m.get(k) for k in (*QUALITY_KEYS, *SPEED_KEYS)})
         row["size_kb"] = m["size_bytes"] / 1024 if m.get("size_bytes") is not None else None
+        per_1k, act_1k = m.get("energy_per_1k_kwh"), m.get("active_energy_per_1k_kwh")
         row.update(
             energy_per_1k_kwh=per_1k,
+            active_energy_per_1k_kwh=act_1k,
             train_kwh=e["own_kwh"],
             obtain_kwh=e["obtain_kwh"],
-            total_kwh=total,
+            obtain_active_kwh=e["obtain_active_kwh"],
+            total_kwh=_total(e["obtain_kwh"], per_1k, total_inferences),
+            total_active_kwh=_total(e["obtain_active_kwh"], act_1k, total_inferences),
+            data_kwh=data_kwh,
+            data_active_kwh=data_active,
+            mixed_modes=e["mixed_modes"],
         )
         rows.append(row)
     return rows
+
+
+def _total(obtain: float | None, per_1k: float | None, inferences: int) -> float | None:
+    if obtain is None or per_1k is None:
+        return None
+    return obtain + per_1k * inferences / 1000
 
 
 def stage_rows(metrics: dict[str, dict]) -> list[dict[str, Any]]:
@@ -136,10 +178,16 @@ def stage_rows(metrics: dict[str, dict]) -> list[dict[str, Any]]:
         if not isinstance(e, dict):
             continue
         src = e.get("source", {})
+        idle = e.get("idle") or {}
         rows.append(
             {
                 "stage": stage,
                 "energy_kwh": e.get("energy_kwh"),
+                "active_energy_kwh": e.get("active_energy_kwh"),
+                "idle_power_w": idle.get("power_w"),
+                "idle_cpu_power_std_w": idle.get("cpu_power_std_w"),
+                "idle_seconds": idle.get("seconds"),
+                "tracking_mode": e.get("tracking_mode", "machine"),
                 "cpu_kwh": e.get("cpu_kwh"),
                 "gpu_kwh": e.get("gpu_kwh"),
                 "ram_kwh": e.get("ram_kwh"),

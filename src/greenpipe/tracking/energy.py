@@ -4,6 +4,13 @@ CodeCarbon either reads a hardware energy counter (RAPL on Intel/AMD CPUs, NVML 
 GPUs) or estimates power from a model (CPU TDP scaled by load, a constant, or RAM size).
 Which one it used is only visible in private attributes of its hardware objects, so this
 module reads them in one place (pinned to codecarbon 3.3, checked by a test).
+
+Spans are windows on one tracker's cumulative totals, as Zeus's begin_window/end_window:
+a window's energy is the difference of the totals sampled at its two ends. CodeCarbon's own
+task API is not used: its `start_task` stops the tracker's scheduler and resets its last
+measured time, so the time between tasks was counted nowhere. Here every sample is taken
+under one lock (CodeCarbon's scheduler thread samples too), so no interval is counted twice
+or skipped, and a stage's total is exactly its tasks plus the time outside them.
 """
 
 from __future__ import annotations
@@ -11,17 +18,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
+import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "windows_emi", "apple_powermetrics"}
+PARTS = ("cpu", "gpu", "ram")
 
 
 @dataclass
 class EnergyReading:
-    """What CodeCarbon reported for one span of work. Energies in kWh, power in W."""
+    """What CodeCarbon reported for one span of work. Energies in kWh, power in W (the mean
+    over the span: energy / duration), emissions in kgCO2e, duration in s (wall clock)."""
 
     energy_kwh: float
     cpu_kwh: float
@@ -32,19 +41,20 @@ class EnergyReading:
     cpu_power_w: float
     gpu_power_w: float
     ram_power_w: float
+    tracking_mode: str = "machine"
 
     @property
     def power_mean_w(self) -> float:
         """Mean electrical power over the span: energy / duration."""
         return self.energy_kwh * 3.6e6 / self.duration_s if self.duration_s > 0 else 0.0
 
-    def as_metrics(self) -> dict[str, float]:
+    def as_metrics(self) -> dict[str, Any]:
         d = asdict(self)
         d["power_mean_w"] = self.power_mean_w
         return d
 
     @classmethod
-    def from_codecarbon(cls, data: Any) -> EnergyReading:
+    def from_codecarbon(cls, data: Any, tracking_mode: str = "machine") -> EnergyReading:
         return cls(
             energy_kwh=float(data.energy_consumed),
             cpu_kwh=float(data.cpu_energy),
@@ -55,24 +65,80 @@ class EnergyReading:
             cpu_power_w=float(data.cpu_power),
             gpu_power_w=float(data.gpu_power),
             ram_power_w=float(data.ram_power),
+            tracking_mode=tracking_mode,
         )
 
 
-def describe_sources(hardware: list[Any]) -> dict[str, str]:
-    """{"cpu"|"gpu"|"ram": "measured:<how>" | "estimated:<how>" | "absent"} from _hardware."""
+@dataclass(frozen=True)
+class Sample:
+    """The tracker's cumulative totals at one instant (perf_counter seconds; kWh; kgCO2e)."""
+
+    t: float
+    cpu_kwh: float
+    gpu_kwh: float
+    ram_kwh: float
+    emissions_kg: float
+
+    def minus(self, start: Sample, tracking_mode: str) -> EnergyReading:
+        """The window from `start` to this sample."""
+        d = max(self.t - start.t, 0.0)
+        parts = {p: getattr(self, f"{p}_kwh") - getattr(start, f"{p}_kwh") for p in PARTS}
+
+        def watts(kwh: float) -> float:
+            return kwh * 3.6e6 / d if d > 0 else 0.0
+
+        return EnergyReading(
+            energy_kwh=sum(parts.values()),
+            cpu_kwh=parts["cpu"],
+            gpu_kwh=parts["gpu"],
+            ram_kwh=parts["ram"],
+            emissions_kg=self.emissions_kg - start.emissions_kg,
+            duration_s=d,
+            cpu_power_w=watts(parts["cpu"]),
+            gpu_power_w=watts(parts["gpu"]),
+            ram_power_w=watts(parts["ram"]),
+            tracking_mode=tracking_mode,
+        )
+
+
+def visible_gpu_ids(env: dict[str, str] | None = None) -> list[str] | None:
+    """The GPUs this run may use, from CUDA_VISIBLE_DEVICES: None when unset (all of them),
+    [] when set empty or to -1 (none), else the listed indices or UUIDs."""
+    env = os.environ if env is None else env
+    if "CUDA_VISIBLE_DEVICES" not in env:
+        return None
+    ids = [p.strip() for p in env["CUDA_VISIBLE_DEVICES"].split(",") if p.strip()]
+    if not ids or ids[0].startswith("-"):
+        return []
+    return ids
+
+
+def _cpu_source(h: Any) -> str:
+    mode = str(getattr(h, "_mode", "unknown"))
+    label = ("measured:" if mode in MEASURED_CPU_MODES else "estimated:") + mode
+    if getattr(h, "_is_generic_tdp", False):  # CPU model not in CodeCarbon's table: 4 W/thread
+        label += "+generic_tdp"
+    return label
+
+
+def describe_sources(hardware: list[Any], gpu_advanced: bool | None = None) -> dict[str, str]:
+    """{"cpu"|"gpu"|"ram": "measured:<how>" | "estimated:<how>" | "absent"} from _hardware.
+
+    A GPU's NVML counter is "measured" only when it was seen to advance (`gpu_advanced`);
+    CodeCarbon returns the last value of a counter a GPU does not support, so a counter that
+    stood still over a span is "unobserved", not measured.
+    """
     src = {"cpu": "absent", "gpu": "absent", "ram": "absent"}
     for h in hardware:
         kind = type(h).__name__.lower()
         part = str(getattr(h, "chip_part", "")).lower()
         if kind == "cpu":
-            mode = str(getattr(h, "_mode", "unknown"))
-            src["cpu"] = ("measured:" if mode in MEASURED_CPU_MODES else "estimated:") + mode
+            src["cpu"] = _cpu_source(h)
         elif kind == "gpu":
-            src["gpu"] = "measured:nvml_energy_counter"
+            seen = "measured" if gpu_advanced else "unobserved"
+            src["gpu"] = f"{seen}:nvml_energy_counter"
         elif kind == "applesiliconchip" and part in ("cpu", "gpu"):
             src[part] = "measured:powermetrics"
-        elif kind == "raspberry" and part in ("cpu", "ram"):
-            src[part] = "measured:raspberry_pmic"
         elif kind == "ram":
             src["ram"] = "estimated:ram_size_model"
     return src
@@ -95,91 +161,156 @@ def _skip_cpuinfo_subprocess() -> None:
     cpuinfo.get_cpu_info = lambda: {"brand_raw": model}
 
 
+@dataclass
 class EnergyMeter:
-    """One OfflineEmissionsTracker for a stage; `task(name)` measures a span inside it.
+    """One OfflineEmissionsTracker for a stage; `task(name)` measures a window inside it.
 
     Use a single meter per process: two trackers on one machine each count the whole machine.
     """
 
-    def __init__(
-        self,
-        country_iso_code: str,
-        measure_power_secs: float,
-        name: str,
-        tracking_mode: str = "machine",
-    ) -> None:
+    country_iso_code: str
+    measure_power_secs: float
+    name: str
+    tracking_mode: str = "machine"
+    tasks: dict[str, EnergyReading] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
         from codecarbon import OfflineEmissionsTracker
 
         _skip_cpuinfo_subprocess()
         os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        gpu_ids = visible_gpu_ids()
         self._tracker = OfflineEmissionsTracker(
-            country_iso_code=country_iso_code,
-            measure_power_secs=measure_power_secs,
+            country_iso_code=self.country_iso_code,
+            measure_power_secs=self.measure_power_secs,
             log_level="error",
             allow_multiple_runs=True,  # no lock file that a killed run could leave behind
-            tracking_mode=tracking_mode,
+            tracking_mode=self.tracking_mode,
             output_methods=[],
             project_name="greenpipe",
-            experiment_name=name,
+            experiment_name=self.name,
+            gpu_ids=gpu_ids or None,
         )
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
-        self.tracking_mode = tracking_mode
-        self.tasks: dict[str, EnergyReading] = {}
+        self._gpu_hidden = gpu_ids == []
+        self._lock = threading.Lock()
+        self._start: Sample | None = None
+        self._gpu_advanced: bool | None = None
+
+    def _sample_locked(self) -> Sample:
+        tr = self._tracker
+        tr._measure_power_and_energy()
+        data = tr._prepare_emissions_data()
+        return Sample(
+            tr._last_measured_time,  # the instant CodeCarbon's totals are counted up to
+            float(data.cpu_energy),
+            float(data.gpu_energy),
+            float(data.ram_energy),
+            float(data.emissions),
+        )
+
+    def sample(self) -> Sample:
+        """Bring CodeCarbon's totals up to now and return them."""
+        with self._lock:
+            return self._sample_locked()
+
+    def _serialise_scheduler(self) -> None:
+        """Route CodeCarbon's periodic sampling through our lock."""
+        sched = getattr(self._tracker, "_scheduler", None)
+        if sched is None:
+            return
+        raw = self._tracker._measure_power_and_energy
+
+        def locked() -> None:
+            with self._lock:
+                raw()
+
+        sched.function = locked
 
     def start(self) -> None:
-        self._tracker.start()
-        # after start(): its first call sets up the hardware (about 0.5 s) before the energy
-        # span begins, and duration must cover the same span as the energy
-        self._t0 = time.perf_counter()
+        """Set up the hardware (about 0.5 s on first use, not part of the span), then open
+        the span."""
+        tr = self._tracker
+        tr._ensure_hardware_ready()
+        if self._gpu_hidden:  # CUDA_VISIBLE_DEVICES hides every GPU: charge none
+            tr._hardware = [h for h in tr._hardware if type(h).__name__ != "GPU"]
+        self._serialise_scheduler()
+        tr.start()
+        self._start = self.sample()
 
     def stop(self) -> EnergyReading | None:
-        """Stop and return the whole span, or None if CodeCarbon could not measure.
-
-        The duration is our own wall clock: CodeCarbon 3.3 restarts its duration clock at
-        every start_task, so after a task its `duration` covers only the time since then.
-
-        CodeCarbon's stop() takes its last sample only if the previous one is >= 50 ms old,
-        and start() samples once as it starts: a span shorter than about 50 ms beyond that
-        sample would get energy for the first fraction of a millisecond only. Sampling here,
-        just before stop(), makes its reading cover the whole span (CodeCarbon's own
-        measurement over the real interval; nothing is extrapolated).
-        """
-        if getattr(self._tracker, "_start_time", None) is not None:
-            with contextlib.suppress(Exception):  # stop() swallows its errors too
-                self._tracker._measure_power_and_energy()
-        end = time.perf_counter()  # stop() then spends ~50 ms joining its threads
-        self._tracker.stop()
-        data = getattr(self._tracker, "final_emissions_data", None)
-        if data is None:
+        """Close the span: its reading from start() to now, or None if CodeCarbon failed."""
+        if self._start is None or getattr(self._tracker, "_start_time", None) is None:
             return None
-        reading = EnergyReading.from_codecarbon(data)
-        reading.duration_s = end - self._t0
+        try:
+            with self._lock:
+                sched = self._tracker._scheduler
+                if sched is not None:
+                    sched.stop()
+                end = self._sample_locked()
+        except Exception:  # CodeCarbon failed: no figure rather than a wrong one
+            end = None
+        with contextlib.suppress(Exception):  # stop() swallows its errors too
+            self._tracker.stop()
+        if end is None:
+            return None
+        reading = end.minus(self._start, self.tracking_mode)
+        self._note_gpu(reading)
         return reading
+
+    def _note_gpu(self, reading: EnergyReading) -> None:
+        if any(type(h).__name__ == "GPU" for h in self._tracker._hardware or []):
+            self._gpu_advanced = bool(self._gpu_advanced) or reading.gpu_kwh > 0
+
+    @contextlib.contextmanager
+    def task(self, name: str) -> Iterator[dict[str, EnergyReading]]:
+        """Measure the block as a window of the stage's span; the reading lands in the dict
+        (and in `tasks`). Nothing is measured if the meter was never started."""
+        box: dict[str, EnergyReading] = {}
+        if self._start is None:
+            yield box
+            return
+        begin = self.sample()
+        try:
+            yield box
+        finally:
+            reading = self.sample().minus(begin, self.tracking_mode)
+            self._note_gpu(reading)
+            box["reading"] = self.tasks[name] = reading
+
+    def outside_tasks(self, total: EnergyReading) -> EnergyReading:
+        """The part of `total` spent outside every task (set-up, loading, saving, logging)."""
+        keys = ("energy_kwh", "cpu_kwh", "gpu_kwh", "ram_kwh", "emissions_kg", "duration_s")
+        done = self.tasks.values()
+        rest = {k: getattr(total, k) - sum(getattr(r, k) for r in done) for k in keys}
+        d = rest["duration_s"]
+        w = {p: rest[f"{p}_kwh"] * 3.6e6 / d if d > 0 else 0.0 for p in PARTS}
+        return EnergyReading(
+            **rest,
+            cpu_power_w=w["cpu"],
+            gpu_power_w=w["gpu"],
+            ram_power_w=w["ram"],
+            tracking_mode=self.tracking_mode,
+        )
 
     def sources(self) -> dict[str, str]:
         """describe_sources, with `/process` on the CPU and RAM estimates in process mode
-        (they then cover this process tree only, not the whole machine)."""
-        src = describe_sources(getattr(self._tracker, "_hardware", []) or [])
+        (they then cover this process tree only), and `/whole_device` on a GPU in process
+        mode (NVML counts the whole device, whoever used it)."""
+        hw = getattr(self._tracker, "_hardware", []) or []
+        src = describe_sources(hw, self._gpu_advanced)
+        if self._gpu_hidden:
+            src["gpu"] = "absent:hidden_by_CUDA_VISIBLE_DEVICES"
         if self.tracking_mode == "process":
             for part in ("cpu", "ram"):
                 if src[part].startswith("estimated:"):
                     src[part] += "/process"
+            if src["gpu"].startswith(("measured:", "unobserved:")):
+                src["gpu"] += "/whole_device"
         return src
 
     def hardware(self) -> dict[str, Any]:
         conf = getattr(self._tracker, "_conf", {}) or {}
-        keys = ("cpu_model", "cpu_count", "gpu_model", "gpu_count", "ram_total_size")
+        keys = ("cpu_model", "cpu_count", "gpu_model", "gpu_count", "gpu_ids", "ram_total_size")
         return {k: conf.get(k) for k in keys if conf.get(k) not in (None, "")}
-
-    @contextlib.contextmanager
-    def task(self, name: str) -> Iterator[dict[str, EnergyReading]]:
-        """Measure the energy of the block as a CodeCarbon task; the reading lands in the dict."""
-        box: dict[str, EnergyReading] = {}
-        self._tracker.start_task(name)
-        try:
-            yield box
-        finally:
-            data = self._tracker.stop_task(name)
-            if data is not None:
-                box["reading"] = self.tasks[name] = EnergyReading.from_codecarbon(data)

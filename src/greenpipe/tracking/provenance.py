@@ -159,6 +159,15 @@ def stage_metric_files(root: Path, stage: str) -> list[Path]:
     return [root / rel for rel in stage_metric_paths(root, stage) if (root / rel).is_file()]
 
 
+def lock_stages(root: Path) -> list[str]:
+    """The stages dvc.lock records (those whose outputs DVC has produced), or []."""
+    try:
+        lock = yaml.safe_load((root / "dvc.lock").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    return list((lock.get("stages") or {}).keys())
+
+
 def stage_param_keys(root: Path, stage: str) -> list[str]:
     """The params.yaml keys that dvc.yaml lists for the stage."""
     keys: list[str] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -113,6 +114,37 @@ def ensure_experiment(client, name: str, artifact_root: Path) -> str:
         return exp.experiment_id
 
 
+@dataclass(frozen=True)
+class Store:
+    """An open tracking store: the client, the experiment's id and the tracking URI."""
+
+    client: Any
+    exp_id: str
+    uri: str
+
+
+def open_store(tracking: Any, experiment: str, root: Path) -> Store:
+    """The one way to open the tracking store: resolve and check the URI, open a retrying
+    client, create or restore the experiment, and mark KILLED the runs of dead processes."""
+    uri = resolve_tracking_uri(tracking.mlflow_uri, root)
+    check_reachable(uri)
+    client = client_for(uri)
+    exp_id = ensure_experiment(client, experiment, root / tracking.artifact_dir)
+    reconcile_stale_runs(client, exp_id)
+    return Store(client, exp_id, uri)
+
+
+def create_parent(
+    store: Store, name: str, driver: str, params_flat: dict[str, Any], tags: dict[str, str]
+) -> str:
+    """The one way to open a parent (experiment) run: its name, the driver that made it
+    (prefect, dvc, sweep, manual), process tags for stale-run reconciliation, and every param."""
+    all_tags = {TAG_ROLE: "experiment", "greenpipe.driver": driver, **process_tags(), **tags}
+    run = store.client.create_run(store.exp_id, run_name=name, tags=all_tags)
+    log_params(store.client, run.info.run_id, params_flat)
+    return run.info.run_id
+
+
 def process_tags() -> dict[str, str]:
     import psutil
 
@@ -180,7 +212,7 @@ def dvc_invocation() -> tuple[str, str] | None:
     return None
 
 
-def find_or_create_parent(client, experiment_id: str, params_flat: dict[str, Any]) -> str:
+def find_or_create_parent(store: Store, params_flat: dict[str, Any]) -> str:
     """The parent run a stage nests under.
 
     GREENPIPE_PARENT_RUN_ID (set by `greenpipe run` and sweeps) wins. Otherwise all stages
@@ -192,21 +224,17 @@ def find_or_create_parent(client, experiment_id: str, params_flat: dict[str, Any
     inv = dvc_invocation()
     if inv is not None:
         flt = f"tags.`{TAG_INVOCATION}` = '{inv[0]}'"
-        found = client.search_runs([experiment_id], flt, max_results=1)
+        found = store.client.search_runs([store.exp_id], flt, max_results=1)
         if found:
-            client.update_run(found[0].info.run_id, status="RUNNING")
+            store.client.update_run(found[0].info.run_id, status="RUNNING")
             return found[0].info.run_id
     label = inv[1] if inv else "manual stage"
     exp_name = os.environ.get("DVC_EXP_NAME")
-    tags = {TAG_ROLE: "experiment", "greenpipe.driver": label.split()[0], **process_tags()}
-    if inv:
-        tags[TAG_INVOCATION] = inv[0]
+    tags = {TAG_INVOCATION: inv[0]} if inv else {}
     if exp_name:
         tags["dvc.exp_name"] = exp_name
     name = f"{exp_name or label} {time.strftime('%Y-%m-%d %H:%M:%S')}"
-    run = client.create_run(experiment_id, run_name=name, tags=tags)
-    log_params(client, run.info.run_id, params_flat)
-    return run.info.run_id
+    return create_parent(store, name, label.split()[0], params_flat, tags)
 
 
 def _log_batch(client, run_id: str, field: str, items: list, size: int) -> None:

@@ -1,9 +1,12 @@
 """`stage_run`: the one context that wraps every stage.
 
-It opens an MLflow run nested under the experiment's parent run, runs CodeCarbon around the
-stage, and on exit logs energy (total, CPU, GPU, RAM, and how each was obtained), the stage's
-metrics and artifacts, and writes metrics/<stage>.json for DVC. If the stage raises, the run
-ends FAILED, the tracker is stopped and the error propagates unchanged.
+It is three parts stacked with an ExitStack, each usable alone: the MLflow child run nested
+under the experiment's parent (`child_run`: FAILED with the one-line error if the stage
+raises), the energy span (`energy_span`: one CodeCarbon tracker around the whole stage; the
+stage's `meter.task(...)` windows are parts of it), and the metrics writer (metrics/<stage>.json
+for DVC, written only when the stage succeeds). On success the child run gets the energy
+figures (gross and active, per component, with their sources), the stage's metrics and
+artifacts, and the parent's ledger is brought up to date (greenpipe.tracking.ledger).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import Any
 from greenpipe import artifacts
 from greenpipe.config import Params
 from greenpipe.errors import one_line
+from greenpipe.tracking import idle, ledger, runs
 from greenpipe.tracking import provenance as prov
-from greenpipe.tracking import runs
 from greenpipe.tracking.energy import EnergyMeter, EnergyReading
+from greenpipe.tracking.idle import IdleBaseline
 
 TRACKING_ENV = "GREENPIPE_TRACKING"
 
@@ -28,9 +32,22 @@ TRACKING_ENV = "GREENPIPE_TRACKING"
 class NullMeter:
     """Stands in for EnergyMeter when tracking is off: its tasks measure nothing."""
 
+    tracking_mode = "off"
+
     @contextlib.contextmanager
     def task(self, name: str) -> Iterator[dict]:
         yield {}
+
+
+def span_figures(reading: EnergyReading | None, base: IdleBaseline | None) -> dict[str, Any]:
+    """A window's gross energy (kWh) per component, its active energy (kWh, above the idle
+    baseline), emissions (kgCO2e) and duration (s); None for what was not measured."""
+    keys = ("energy_kwh", "cpu_kwh", "gpu_kwh", "ram_kwh", "emissions_kg", "duration_s")
+    if reading is None:
+        return {**dict.fromkeys(keys), "active_energy_kwh": None}
+    out: dict[str, Any] = {k: getattr(reading, k) for k in keys}
+    out["active_energy_kwh"] = base.active(reading)["active_energy_kwh"] if base else None
+    return out
 
 
 @dataclass
@@ -42,6 +59,7 @@ class StageRun:
     parent_id: str
     meter: EnergyMeter
     root: Path
+    idle: IdleBaseline | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     artifacts: list[Path] = field(default_factory=list)
 
@@ -52,12 +70,36 @@ class StageRun:
     def log_artifact(self, path: str | Path) -> None:
         self.artifacts.append(Path(path))
 
+    def active_kwh(self, reading: EnergyReading | None) -> float | None:
+        """Active energy (kWh above the idle baseline) of a reading, or None."""
+        if reading is None or self.idle is None:
+            return None
+        return self.idle.active(reading)["active_energy_kwh"]
 
-def energy_metrics(reading: EnergyReading | None, sources: dict[str, str]) -> dict[str, Any]:
-    """The energy block of metrics/<stage>.json."""
+    def figures(self, box: dict[str, EnergyReading]) -> dict[str, Any]:
+        """span_figures of a `meter.task` window (what the model it made cost)."""
+        return span_figures(box.get("reading"), self.idle)
+
+
+def energy_block(
+    meter: EnergyMeter, reading: EnergyReading | None, base: IdleBaseline | None, record: dict
+) -> dict[str, Any]:
+    """The energy block of metrics/<stage>.json: the whole span (gross per component, mean
+    powers, emissions), its CodeCarbon mode and country, the active energy above the idle
+    baseline and that baseline's figures, each task window and the time outside them, the
+    sources and the runs that recorded it."""
+    head = {"tracking_mode": meter.tracking_mode, "country_iso_code": meter.country_iso_code}
     if reading is None:
-        return {"measured": False, "source": sources}
-    return {**reading.as_metrics(), "source": sources}
+        return {"measured": False, **head, "source": meter.sources(), "record": record}
+    block: dict[str, Any] = {**reading.as_metrics(), **head}
+    if base is not None:
+        block.update(base.active(reading))
+        block["idle"] = base.as_metrics()
+    block["tasks"] = {n: span_figures(r, base) for n, r in meter.tasks.items()}
+    block["outside_tasks"] = span_figures(meter.outside_tasks(reading), base)
+    block["source"] = meter.sources()
+    block["record"] = record
+    return block
 
 
 def peak_rss_mb() -> float:
@@ -69,37 +111,85 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB
 
 
-def _numeric(flat: dict[str, Any]) -> dict[str, float]:
-    return {
-        k: float(v)
-        for k, v in flat.items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    }
+@dataclass
+class Child:
+    """The stage's MLflow run: its id, its parent's, and the energy block once known."""
+
+    store: runs.Store
+    run_id: str
+    parent_id: str
+    owns_parent: bool
+    energy: dict[str, Any] = field(default_factory=dict)
 
 
-def _start(stage: str, params: Params, root: Path) -> tuple[Any, str, str, str]:
-    uri = runs.resolve_tracking_uri(params.tracking.mlflow_uri, root)
-    runs.check_reachable(uri)
-    client = runs.client_for(uri)
-    exp_id = runs.ensure_experiment(client, params.experiment, root / params.tracking.artifact_dir)
-    runs.reconcile_stale_runs(client, exp_id)
+def _create_child(store: runs.Store, stage: str, params: Params, root: Path) -> Child:
     flat = prov.flatten(params.model_dump(mode="json"))
-    parent = runs.find_or_create_parent(client, exp_id, flat)
+    parent = runs.find_or_create_parent(store, flat)
     tags = {
         runs.TAG_PARENT: parent,
         runs.TAG_ROLE: "stage",
         "greenpipe.stage": stage,
+        ledger.TAG_MODE: params.tracking.codecarbon_mode,
         "mlflow.source.git.commit": prov.git_commit(root),
         **runs.process_tags(),
     }
     tags.update({f"lib.{k}": v for k, v in prov.library_versions().items()})
     tags.update({f"hw.{k}": str(v) for k, v in prov.hardware().items()})
     tags.update({f"dvc.{k}": v for k, v in prov.stage_hashes(root, stage).items()})
-    child = client.create_run(exp_id, run_name=stage, tags=tags)
+    child = store.client.create_run(store.exp_id, run_name=stage, tags=tags)
     keys = prov.stage_param_keys(root, stage)
     mine = {k: v for k, v in flat.items() if any(k == p or k.startswith(p + ".") for p in keys)}
-    runs.log_params(client, child.info.run_id, mine)
-    return client, exp_id, parent, child.info.run_id
+    runs.log_params(store.client, child.info.run_id, mine)
+    return Child(store, child.info.run_id, parent, not os.environ.get(runs.PARENT_ENV))
+
+
+@contextlib.contextmanager
+def child_run(store: runs.Store, stage: str, params: Params, root: Path) -> Iterator[Child]:
+    """The stage's MLflow run; if the body raises: its energy so far, the one-line error,
+    status FAILED (and the parent's, when this stage opened it), and the error goes on."""
+    child = _create_child(store, stage, params, root)
+    try:
+        yield child
+    except BaseException as exc:
+        client = store.client
+        with contextlib.suppress(Exception):
+            runs.log_metrics(client, child.run_id, ledger.figures(child.energy))
+            client.set_tag(child.run_id, "greenpipe.error", one_line(exc)[:5000])
+        client.set_terminated(child.run_id, "FAILED")
+        if child.owns_parent:
+            client.set_terminated(child.parent_id, "FAILED")
+        raise
+
+
+@contextlib.contextmanager
+def energy_span(meter: EnergyMeter, box: dict) -> Iterator[dict[str, EnergyReading | None]]:
+    """One CodeCarbon span around the block; box["reading"] holds it after (None if
+    CodeCarbon failed), whether the block succeeded or not."""
+    meter.start()
+    try:
+        yield box
+    finally:
+        box["reading"] = meter.stop()
+
+
+def _finish(child: Child, run: StageRun) -> None:
+    """Log the figures, metrics, tags and artifacts; close the run; update the ledger."""
+    client, energy = child.store.client, child.energy
+    prefixed = ledger.parent_keys(run.stage, {**run.metrics, "energy": energy})
+    runs.log_metrics(client, child.run_id, {**ledger.figures(energy), **prefixed})
+    runs.log_metrics(client, child.parent_id, prefixed)
+    source_tags = {f"energy.source.{comp}": src for comp, src in energy["source"].items()}
+    hashes = {f"dvc.{k}": v for k, v in prov.stage_hashes(run.root, run.stage).items()}
+    runs.set_tags(client, child.run_id, {**source_tags, **hashes})
+    runs.set_tags(client, child.parent_id, source_tags)
+    for path in run.artifacts:
+        if path.is_file():
+            client.log_artifact(child.run_id, str(path))
+    client.set_terminated(child.run_id, "FINISHED")
+    stages = [s for s in prov.lock_stages(run.root) if s != run.stage]
+    ledger.reconcile(child.store, child.parent_id, ledger.workspace_blocks(run.root, stages))
+    if child.owns_parent:
+        client.set_terminated(child.parent_id, "FINISHED")
 
 
 def _write_metrics(run: StageRun, metrics_path: str | Path | None, energy: dict) -> None:
@@ -107,69 +197,6 @@ def _write_metrics(run: StageRun, metrics_path: str | Path | None, energy: dict)
     run.metrics["resources"] = {"peak_rss_mb": peak_rss_mb()}
     if metrics_path is not None:
         artifacts.write_json(metrics_path, {**run.metrics, "energy": energy})
-
-
-def parent_keys(stage: str, block: dict[str, Any]) -> dict[str, float]:
-    """A stage's metrics block as the parent run's `<stage>/<backend>/<key path>` metrics
-    (MLflow keys cannot hold "@": train@torch -> train/torch)."""
-    prefix = stage.replace("@", "/")
-    flat = _numeric(prov.flatten(block, ""))
-    return {f"{prefix}/{k.replace('.', '/')}": v for k, v in flat.items()}
-
-
-def record_cached(client, exp_id: str, parent: str, stage: str, blocks: list[dict]) -> None:
-    """Record a stage that DVC restored from its cache (it ran no code and spent no energy):
-    a child run tagged `greenpipe.cached=true`, and on the parent the stage's recorded metrics
-    (`blocks`: the stage's metrics files as recorded by the run that produced the outputs),
-    so every parent run can be compared whole. The parent's `greenpipe.cached`
-    tag lists such stages: their energy was spent by an earlier run, not this one."""
-    run = client.create_run(
-        exp_id,
-        run_name=stage,
-        tags={
-            runs.TAG_PARENT: parent,
-            runs.TAG_ROLE: "stage",
-            "greenpipe.stage": stage,
-            "greenpipe.cached": "true",
-            "mlflow.note.content": "Restored from the DVC cache: no code ran, no energy was "
-            "spent. The parent holds the figures recorded when the outputs were produced.",
-        },
-    )
-    client.set_terminated(run.info.run_id, "FINISHED")
-    for block in blocks:
-        runs.log_metrics(client, parent, parent_keys(stage, block))
-    if blocks:
-        tag = client.get_run(parent).data.tags.get("greenpipe.cached", "")
-        client.set_tag(parent, "greenpipe.cached", ",".join(filter(None, [tag, stage])))
-
-
-def _finish(client, run: StageRun, reading: EnergyReading | None, owns_parent: bool) -> None:
-    sources = run.meter.sources()
-    energy = energy_metrics(reading, sources)
-    child_metrics = {k: v for k, v in _numeric(energy).items()}
-    child_metrics = {
-        (
-            "energy_kwh"
-            if k == "energy_kwh"
-            else k.replace("_kwh", "_energy_kwh")
-            if k.endswith("_kwh")
-            else k
-        ): v
-        for k, v in child_metrics.items()
-    }
-    prefixed = parent_keys(run.stage, {**run.metrics, "energy": energy})
-    runs.log_metrics(client, run.run_id, {**child_metrics, **prefixed})
-    runs.log_metrics(client, run.parent_id, prefixed)
-    source_tags = {f"energy.source.{comp}": src for comp, src in sources.items()}
-    hashes = {f"dvc.{k}": v for k, v in prov.stage_hashes(run.root, run.stage).items()}
-    runs.set_tags(client, run.run_id, {**source_tags, **hashes})
-    runs.set_tags(client, run.parent_id, source_tags)
-    for path in run.artifacts:
-        if path.is_file():
-            client.log_artifact(run.run_id, str(path))
-    client.set_terminated(run.run_id, "FINISHED")
-    if owns_parent:
-        client.set_terminated(run.parent_id, "FINISHED")
 
 
 @contextlib.contextmanager
@@ -186,33 +213,21 @@ def stage_run(
     if os.environ.get(TRACKING_ENV, "on") == "off":
         run = StageRun(stage, "", "", NullMeter(), root)  # type: ignore[arg-type]
         yield run
-        _write_metrics(run, metrics_path, energy_metrics(None, {}))
+        _write_metrics(run, metrics_path, {"measured": False, "source": {}})
         return
-    client, _exp, parent, run_id = _start(stage, params, root)
-    owns_parent = not os.environ.get(runs.PARENT_ENV)
     tr = params.tracking
+    store = runs.open_store(tr, params.experiment, root)
+    base = idle.baseline_for(tr)
     meter = EnergyMeter(tr.country_iso_code, tr.measure_power_secs, stage, tr.codecarbon_mode)
-    run = StageRun(stage, run_id, parent, meter, root)
-    meter.start()
-    try:
-        yield run
-    except BaseException as exc:
-        reading = meter.stop()
-        with contextlib.suppress(Exception):
-            energy = _numeric(energy_metrics(reading, meter.sources()))
-            runs.log_metrics(client, run_id, energy)
-            client.set_tag(run_id, "greenpipe.error", one_line(exc)[:5000])
-        client.set_terminated(run_id, "FAILED")
-        if owns_parent:
-            client.set_terminated(parent, "FAILED")
-        raise
-    reading = meter.stop()
-    _write_metrics(run, metrics_path, energy_metrics(reading, meter.sources()))
-    try:
-        _finish(client, run, reading, owns_parent)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            client.set_terminated(run_id, "FAILED")
-            if owns_parent:
-                client.set_terminated(parent, "FAILED")
-        raise
+    with contextlib.ExitStack() as stack:
+        child = stack.enter_context(child_run(store, stage, params, root))
+        record = {"run_id": child.run_id, "parent_run_id": child.parent_id}
+        run = StageRun(stage, child.run_id, child.parent_id, meter, root, base)
+        box: dict[str, EnergyReading | None] = {}
+        try:
+            with energy_span(meter, box):
+                yield run
+        finally:
+            child.energy = energy_block(meter, box.get("reading"), base, record)
+        _write_metrics(run, metrics_path, child.energy)
+        _finish(child, run)

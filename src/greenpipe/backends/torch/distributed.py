@@ -21,8 +21,9 @@ def under_torchrun() -> bool:
     return RANK_ENV in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def relaunch_with_torchrun(nproc: int) -> int:
-    """Run this same command under torchrun with `nproc` processes; returns its exit code."""
+def relaunch_with_torchrun(nproc: int, env: dict[str, str] | None = None) -> int:
+    """Run this same command under torchrun with `nproc` processes (with `env` added to the
+    environment); returns its exit code."""
     cmd = [
         sys.executable,
         "-m",
@@ -31,7 +32,7 @@ def relaunch_with_torchrun(nproc: int) -> int:
         f"--nproc_per_node={nproc}",
         *sys.argv,
     ]
-    return subprocess.run(cmd).returncode
+    return subprocess.run(cmd, env={**os.environ, **(env or {})}).returncode
 
 
 def init() -> None:

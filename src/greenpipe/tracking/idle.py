@@ -1,0 +1,156 @@
+"""The machine's idle power, measured in the same CodeCarbon mode as the stages, and the
+active energy of a span: gross energy minus idle power x duration, per component.
+
+On a machine without energy counters CodeCarbon models RAM as a constant power and the CPU
+as TDP x load, so a span's gross energy is close to its wall time; what separates two
+techniques is what they add above idle. The idle window is a short quiet span (no work in
+this process) sampled every `interval_s`; its mean power per component and the spread of
+the per-interval powers are kept for `max_age_s` per host and mode, so every stage of a run
+(and of the runs after it) subtracts the same baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from greenpipe.tracking.energy import PARTS, EnergyMeter, EnergyReading
+
+CACHE_ENV = "GREENPIPE_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class IdleBaseline:
+    """Mean power (W) per component over a quiet window, the standard deviation of the
+    per-interval powers (W), the window's length (s), the machine's CPU utilisation over it
+    (%, from psutil: a busy machine gives a high baseline) and when it was measured (epoch s).
+    """
+
+    cpu_power_w: float
+    gpu_power_w: float
+    ram_power_w: float
+    cpu_power_std_w: float
+    gpu_power_std_w: float
+    ram_power_std_w: float
+    seconds: float
+    samples: int
+    tracking_mode: str
+    host: str
+    machine_cpu_percent: float
+    measured_at: float
+
+    @property
+    def power_w(self) -> float:
+        return self.cpu_power_w + self.gpu_power_w + self.ram_power_w
+
+    def as_metrics(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["power_w"] = self.power_w
+        d["age_s"] = max(time.time() - self.measured_at, 0.0)
+        return d
+
+    def active(self, reading: EnergyReading) -> dict[str, float]:
+        """Active energy (kWh) of a span: per component max(0, gross - idle power x duration),
+        and their sum. A span in another CodeCarbon mode than the baseline is refused."""
+        if reading.tracking_mode != self.tracking_mode:
+            raise ValueError(
+                f"idle baseline measured in {self.tracking_mode} mode cannot be subtracted "
+                f"from a {reading.tracking_mode}-mode figure"
+            )
+        out = {}
+        for p in PARTS:
+            idle_kwh = getattr(self, f"{p}_power_w") * reading.duration_s / 3.6e6
+            out[f"active_{p}_kwh"] = max(getattr(reading, f"{p}_kwh") - idle_kwh, 0.0)
+        out["active_energy_kwh"] = sum(out[f"active_{p}_kwh"] for p in PARTS)
+        return out
+
+
+def measure(
+    country_iso_code: str, tracking_mode: str, seconds: float, interval_s: float = 0.5
+) -> IdleBaseline:
+    """Sit quietly for `seconds` under a fresh tracker and return the baseline."""
+    import psutil
+
+    meter = EnergyMeter(country_iso_code, max(interval_s, 0.5), "idle", tracking_mode)
+    meter.start()
+    psutil.cpu_percent(interval=None)
+    powers: dict[str, list[float]] = {p: [] for p in PARTS}
+    prev = first = meter.sample()
+    try:
+        while prev.t - first.t < seconds - 1e-3:
+            time.sleep(interval_s)
+            now = meter.sample()
+            r = now.minus(prev, tracking_mode)
+            for p in PARTS:
+                powers[p].append(getattr(r, f"{p}_power_w"))
+            prev = now
+    finally:
+        meter.stop()
+    whole = prev.minus(first, tracking_mode)
+    spread = {p: statistics.pstdev(v) if len(v) > 1 else 0.0 for p, v in powers.items()}
+    return IdleBaseline(
+        cpu_power_w=whole.cpu_power_w,
+        gpu_power_w=whole.gpu_power_w,
+        ram_power_w=whole.ram_power_w,
+        cpu_power_std_w=spread["cpu"],
+        gpu_power_std_w=spread["gpu"],
+        ram_power_std_w=spread["ram"],
+        seconds=whole.duration_s,
+        samples=len(powers["cpu"]),
+        tracking_mode=tracking_mode,
+        host=socket.gethostname(),
+        machine_cpu_percent=float(psutil.cpu_percent(interval=None)),
+        measured_at=time.time(),
+    )
+
+
+def cache_dir() -> Path:
+    """$GREENPIPE_CACHE_DIR, else $XDG_CACHE_HOME/greenpipe, else ~/.cache/greenpipe."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "greenpipe"
+
+
+def _cache_path(tracking_mode: str) -> Path:
+    return cache_dir() / f"idle-{socket.gethostname()}-{tracking_mode}.json"
+
+
+def load_cached(tracking_mode: str, max_age_s: float) -> IdleBaseline | None:
+    """The cached baseline of this host and mode if younger than `max_age_s`, else None."""
+    try:
+        raw = json.loads(_cache_path(tracking_mode).read_text())
+        base = IdleBaseline(**{k: raw[k] for k in IdleBaseline.__dataclass_fields__})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    fresh = 0 <= time.time() - base.measured_at <= max_age_s
+    ours = base.host == socket.gethostname() and base.tracking_mode == tracking_mode
+    return base if fresh and ours else None
+
+
+def baseline(
+    country_iso_code: str, tracking_mode: str, seconds: float, max_age_s: float
+) -> IdleBaseline:
+    """The cached baseline, or a new one measured now and cached (written atomically)."""
+    cached = load_cached(tracking_mode, max_age_s)
+    if cached is not None:
+        return cached
+    base = measure(country_iso_code, tracking_mode, seconds)
+    path = _cache_path(tracking_mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(base)))
+    os.replace(tmp, path)
+    return base
+
+
+def baseline_for(tracking: Any, mode: str | None = None) -> IdleBaseline:
+    """`baseline` with the settings of a TrackingConfig (in its mode unless `mode`)."""
+    mode = mode or tracking.codecarbon_mode
+    return baseline(tracking.country_iso_code, mode, tracking.idle_seconds, tracking.idle_max_age_s)

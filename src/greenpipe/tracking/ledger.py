@@ -1,0 +1,177 @@
+"""The experiment's energy ledger on its parent run: spent, inherited and the totals.
+
+Every stage of an experiment either ran its code under this parent (a child run whose energy
+this run *spent*) or ran none: up to date in dvc.lock, or restored by DVC from its cache or
+run-cache. A stage that ran no code gets a child run tagged `greenpipe.inherited=true` whose
+figures are those recorded by the run that produced its outputs (named in its metrics file's
+`energy.record`), under `inherited_*` keys, so that the spent total is exactly the sum of
+the children's `energy_kwh`. The parent carries both totals (`spent/...`, `inherited/...`,
+per component), and every stage's recorded metrics as `<stage>/<backend>/<key path>`.
+
+Figures measured in different CodeCarbon modes are never added: such a total is refused
+and the parent's `greenpipe.totals_refused` tag says why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from greenpipe.artifacts import read_json
+from greenpipe.tracking import provenance as prov
+from greenpipe.tracking import runs
+
+TAG_INHERITED = "greenpipe.inherited"
+TAG_MODE = "energy.tracking_mode"
+# child-run metric keys that add up across stages (kWh, kgCO2e, s)
+TOTAL_KEYS = (
+    "energy_kwh",
+    "cpu_energy_kwh",
+    "gpu_energy_kwh",
+    "ram_energy_kwh",
+    "active_energy_kwh",
+    "active_cpu_energy_kwh",
+    "active_gpu_energy_kwh",
+    "active_ram_energy_kwh",
+    "emissions_kg",
+    "duration_s",
+)
+
+
+def numeric(flat: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in flat.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def figures(energy: dict[str, Any]) -> dict[str, float]:
+    """A stage's energy block as child-run metrics: its top-level numbers, with component
+    energies named `<part>_energy_kwh` (cpu_kwh -> cpu_energy_kwh, active_cpu_kwh ->
+    active_cpu_energy_kwh) and idle power as `idle_<key>`."""
+    out = {}
+    for k, v in numeric(energy).items():
+        if k.endswith("_kwh") and k not in ("energy_kwh", "active_energy_kwh"):
+            k = k.replace("_kwh", "_energy_kwh")
+        out[k] = v
+    idle = energy.get("idle")
+    if isinstance(idle, dict):
+        out.update({f"idle_{k}": v for k, v in numeric(idle).items()})
+    return out
+
+
+def parent_keys(stage: str, block: dict[str, Any]) -> dict[str, float]:
+    """A stage's metrics block as the parent run's `<stage>/<backend>/<key path>` metrics
+    (MLflow keys cannot hold "@": train@torch -> train/torch)."""
+    prefix = stage.replace("@", "/")
+    flat = numeric(prov.flatten(block, ""))
+    return {f"{prefix}/{k.replace('.', '/')}": v for k, v in flat.items()}
+
+
+def energy_of(blocks: list[dict]) -> dict[str, Any] | None:
+    """The energy block among a stage's metrics files (the first that has one)."""
+    return next((b["energy"] for b in blocks if isinstance(b.get("energy"), dict)), None)
+
+
+def workspace_blocks(root: Path, stages: list[str]) -> dict[str, list[dict]]:
+    """{stage: [its metrics files' contents]} as they are in the workspace now."""
+    out = {}
+    for stage in stages:
+        blocks = []
+        for path in prov.stage_metric_files(root, stage):
+            try:
+                blocks.append(read_json(path))
+            except (OSError, ValueError):
+                continue
+        out[stage] = blocks
+    return out
+
+
+def _sum(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: sum(r.get(k, 0.0) for r in rows) for k in TOTAL_KEYS}
+
+
+def _inherit(store, parent: str, stage: str, energy: dict[str, Any], how: str) -> None:
+    """A child run for a stage that ran no code, with the figures of the run that made its
+    outputs under `inherited_*` keys."""
+    rec = energy.get("record") or {}
+    tags = {
+        runs.TAG_PARENT: parent,
+        runs.TAG_ROLE: "stage",
+        "greenpipe.stage": stage,
+        TAG_INHERITED: "true",
+        "greenpipe.how": how,
+        "greenpipe.inherited_from": str(rec.get("run_id", "unknown")),
+        TAG_MODE: str(energy.get("tracking_mode", "unknown")),
+        "mlflow.note.content": f"{how}: no code ran and no energy was spent by this run. "
+        "The inherited_* figures are those recorded by the run that produced the outputs.",
+        **{f"energy.source.{k}": v for k, v in (energy.get("source") or {}).items()},
+    }
+    run = store.client.create_run(store.exp_id, run_name=stage, tags=tags)
+    metrics = {f"inherited_{k}": v for k, v in figures(energy).items()}
+    runs.log_metrics(store.client, run.info.run_id, metrics)
+    store.client.set_terminated(run.info.run_id, "FINISHED")
+
+
+def _group_total(rows: list[tuple[str, dict[str, float]]], label: str) -> tuple[dict, str]:
+    """Sum of rows (mode, figures) if they share one mode; else ({}, the reason)."""
+    modes = sorted({m for m, _ in rows})
+    if len(modes) > 1:
+        return {}, f"{label} figures mix CodeCarbon modes {modes}: not added"
+    return _sum([f for _, f in rows]), ""
+
+
+def reconcile(
+    store, parent: str, blocks: dict[str, list[dict]], how: dict[str, str] | None = None
+) -> dict[str, dict[str, float]]:
+    """Bring the parent's ledger up to date: an inherited child (and the recorded metrics on
+    the parent) for every stage in `blocks` that has no spent child yet, inherited children
+    of stages that have since run removed, and the totals. Returns {"spent": ..,
+    "inherited": ..}; a group whose modes differ is left out (and tagged on the parent)."""
+    how = how or {}
+    client = store.client
+    children = client.search_runs(
+        [store.exp_id], f"tags.`{runs.TAG_PARENT}` = '{parent}'", max_results=1000
+    )
+    spent = [c for c in children if c.data.tags.get(TAG_INHERITED) != "true"]
+    inherited = {c.info.run_name: c for c in children if c.data.tags.get(TAG_INHERITED) == "true"}
+    spent_names = {c.info.run_name for c in spent}
+    for name, child in inherited.items():
+        if name in spent_names:  # it ran under this parent after it was first inherited
+            client.delete_run(child.info.run_id)
+    inherited_rows, names = [], []
+    for stage, stage_blocks in blocks.items():
+        energy = energy_of(stage_blocks)
+        if stage in spent_names or energy is None:
+            continue
+        if stage not in inherited:
+            _inherit(store, parent, stage, energy, how.get(stage, "not run by this invocation"))
+        elif stage in how and inherited[stage].data.tags.get("greenpipe.how") != how[stage]:
+            client.set_tag(inherited[stage].info.run_id, "greenpipe.how", how[stage])
+        for block in stage_blocks:
+            runs.log_metrics(client, parent, parent_keys(stage, block))
+        inherited_rows.append((str(energy.get("tracking_mode", "unknown")), figures(energy)))
+        names.append(stage)
+    spent_rows = [
+        (c.data.tags.get(TAG_MODE, "unknown"), c.data.metrics)
+        for c in spent
+        if "energy_kwh" in c.data.metrics
+    ]
+    totals, reasons, metrics = {}, [], {}
+    for label, rows in (("spent", spent_rows), ("inherited", inherited_rows)):
+        total, why = _group_total(rows, label)
+        if why:
+            reasons.append(why)
+            continue
+        totals[label] = total
+        metrics.update({f"{label}/{k}": v for k, v in total.items()})
+        metrics[f"{label}/stages"] = float(len(rows))
+    runs.log_metrics(client, parent, metrics)
+    tags = {
+        "greenpipe.spent_stages": ",".join(sorted(spent_names)) or "-",
+        "greenpipe.inherited_stages": ",".join(sorted(names)) or "-",
+        "greenpipe.totals_refused": "; ".join(reasons) or "-",
+    }
+    runs.set_tags(client, parent, tags)
+    return totals

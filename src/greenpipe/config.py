@@ -6,6 +6,7 @@ names the key and what is allowed (`ConfigError`), before any work starts.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -69,6 +70,7 @@ class TrackingConfig(_Section):
         return code
 
 
+@functools.lru_cache(maxsize=1)
 def codecarbon_countries() -> frozenset[str]:
     """ISO codes in CodeCarbon's global_energy_mix.json (read without importing codecarbon);
     empty if CodeCarbon is not installed."""

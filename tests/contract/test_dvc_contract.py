@@ -124,3 +124,13 @@ def test_per_framework_stages_pass_their_backend():
     for stage, spec in STAGES.items():
         if "@" in stage:
             assert f"--backend {stage.split('@')[1]}" in spec["cmd"]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_what_changes_an_energy_figures_meaning_is_a_dvc_param_of_every_stage(stage):
+    """A stage restored from DVC's cache keeps the figures of the mode it was measured in:
+    the mode (and the grid) must be params, so that changing them re-runs the stage instead of
+    mixing machine-mode and process-mode figures."""
+    declared = STAGES[stage].get("params", [])
+    for key in ("tracking.codecarbon_mode", "tracking.country_iso_code"):
+        assert key in declared, f"{stage} must list {key} in its dvc.yaml params"

@@ -202,3 +202,13 @@ def test_backend_argument_must_be_listed_in_params():
     assert backend_of(argparse.Namespace(backend="torch"), params) == "torch"
     with pytest.raises(UsageError, match="tensorflow"):
         backend_of(argparse.Namespace(backend="tensorflow"), params)
+
+
+def test_a_country_codecarbon_does_not_know_is_an_error_not_the_world_average():
+    """CodeCarbon would silently use the world-average grid for 'FRX'; we refuse it."""
+    msg = _config_error({"tracking": {"country_iso_code": "FRX"}})
+    assert "tracking.country_iso_code" in msg and "'FRX'" in msg and "FRA" in msg
+    assert "\n" not in msg
+    from greenpipe.config import codecarbon_countries
+
+    assert {"FRA", "DEU", "USA"} <= codecarbon_countries()

@@ -84,10 +84,8 @@ def _by_model(rows):
 
 
 def test_energy_to_obtain_adds_the_upstream_stages(metrics):
-    assert energy_to_obtain("teacher", metrics) == {
-        "own_kwh": TEACHER_KWH,
-        "obtain_kwh": TEACHER_KWH,
-    }
+    teacher = energy_to_obtain("teacher", metrics)
+    assert (teacher["own_kwh"], teacher["obtain_kwh"]) == (TEACHER_KWH, TEACHER_KWH)
     assert energy_to_obtain("student_scratch", metrics)["obtain_kwh"] == SCRATCH_KWH
     kd = energy_to_obtain("student_kd", metrics)
     assert kd["own_kwh"] == KD_KWH
@@ -95,6 +93,33 @@ def test_energy_to_obtain_adds_the_upstream_stages(metrics):
     int8 = energy_to_obtain("student_kd_int8", metrics)
     assert int8["own_kwh"] == OPT_KWH
     assert int8["obtain_kwh"] == pytest.approx(TEACHER_KWH + KD_KWH + OPT_KWH)
+
+
+def test_every_model_is_charged_its_window_and_the_data_stages_apart(metrics):
+    """One boundary: the teacher's window (not its whole stage) like the students'; active
+    energy beside gross; the data stages a figure of their own."""
+    metrics["train"]["teacher"] = {"energy_kwh": 3e-5, "active_energy_kwh": 1e-5}
+    metrics["distill"]["student_kd"]["active_energy_kwh"] = 2e-5
+    for stage in ("prepare", "clean"):
+        metrics[stage]["energy"]["active_energy_kwh"] = 1e-9
+    kd = energy_to_obtain("student_kd", metrics)
+    assert kd["obtain_kwh"] == pytest.approx(3e-5 + KD_KWH)  # not the stage's TEACHER_KWH
+    assert kd["obtain_active_kwh"] == pytest.approx(1e-5 + 2e-5)
+    row = _by_model(model_rows(metrics, 0))["student_kd"]
+    assert row["data_kwh"] == pytest.approx(5e-7 + 2e-9)
+    assert row["data_active_kwh"] == pytest.approx(2e-9)
+    assert row["obtain_active_kwh"] == pytest.approx(3e-5)
+
+
+def test_energy_to_obtain_refuses_to_add_figures_of_two_modes(metrics):
+    metrics["distill"]["energy"]["tracking_mode"] = "process"
+    metrics["train"]["energy"]["tracking_mode"] = "machine"
+    kd = energy_to_obtain("student_kd", metrics)
+    assert kd["obtain_kwh"] is None and kd["mixed_modes"] == "machine,process"
+    assert energy_to_obtain("student_scratch", metrics)["obtain_kwh"] == SCRATCH_KWH
+    row = _by_model(model_rows(metrics, 0))["student_kd"]
+    shown = dict(col.MODEL_COLS and [(k, f) for k, _, f in col.MODEL_COLS])["obtain"](row)
+    assert shown == "refused: mixes machine,process modes"
 
 
 def test_model_rows_one_per_evaluated_model(metrics):
@@ -252,7 +277,7 @@ def test_markdown_formats_numbers_and_missing_values(tables):
     assert cells["params"] == "155,530"
     assert cells["size (KiB)"] == "608.4"  # 623016 B in KiB
     assert cells["p95 (ms)"] == "n/a"  # the p95 set to None above
-    assert cells["kWh to obtain"] == "4.000e-05"
+    assert cells["kWh to obtain (gross / active)"] == "4.000e-05 / n/a"
     assert cells["accuracy CI"] == "[0.980, 0.995]"
     assert cells["kWh / 1k inferences"] == "2.000e-07 ± 1.000e-08"
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from greenpipe.tracking.energy import EnergyMeter, EnergyReading, describe_sources
+from greenpipe.tracking.energy import EnergyMeter, EnergyReading, describe_sources, visible_gpu_ids
 
 
 def _hw(cls_name: str, **attrs):
@@ -34,13 +34,48 @@ def test_cpu_without_a_mode_is_estimated_unknown():
     assert describe_sources([_hw("CPU")])["cpu"] == "estimated:unknown"
 
 
-def test_gpu_is_measured_and_ram_estimated():
-    src = describe_sources([_hw("RAM"), _hw("CPU", _mode="cpu_load"), _hw("GPU")])
-    assert src == {
+def test_a_gpu_counter_is_measured_only_when_it_advanced():
+    hw = [_hw("RAM"), _hw("CPU", _mode="cpu_load"), _hw("GPU")]
+    assert describe_sources(hw, gpu_advanced=True) == {
         "cpu": "estimated:cpu_load",
         "gpu": "measured:nvml_energy_counter",
         "ram": "estimated:ram_size_model",
     }
+    # CodeCarbon returns the last value of an unsupported counter: 0 kWh is not "measured"
+    assert describe_sources(hw, gpu_advanced=False)["gpu"] == "unobserved:nvml_energy_counter"
+    assert describe_sources(hw)["gpu"] == "unobserved:nvml_energy_counter"
+
+
+def test_a_cpu_missing_from_codecarbons_table_says_its_tdp_is_generic():
+    cpu = _hw("CPU", _mode="cpu_load", _is_generic_tdp=True)
+    assert describe_sources([cpu])["cpu"] == "estimated:cpu_load+generic_tdp"
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, None),
+        ({"CUDA_VISIBLE_DEVICES": ""}, []),
+        ({"CUDA_VISIBLE_DEVICES": "-1"}, []),
+        ({"CUDA_VISIBLE_DEVICES": "1,3"}, ["1", "3"]),
+        ({"CUDA_VISIBLE_DEVICES": "GPU-5f2a, GPU-77b1"}, ["GPU-5f2a", "GPU-77b1"]),
+    ],
+)
+def test_visible_gpus_come_from_cuda_visible_devices(env, expected):
+    assert visible_gpu_ids(env) == expected
+
+
+def test_hidden_gpus_are_not_charged(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    meter = EnergyMeter("FRA", 1.0, "unit-test")
+    meter._tracker._ensure_hardware_ready()
+    meter._tracker._hardware.append(_hw("GPU"))  # as if NVML had found one
+    meter.start()
+    try:
+        assert "GPU" not in [type(h).__name__ for h in meter._tracker._hardware]
+    finally:
+        meter.stop()
+    assert meter.sources()["gpu"] == "absent:hidden_by_CUDA_VISIBLE_DEVICES"
 
 
 def test_nothing_is_absent_and_unknown_classes_are_ignored():
@@ -61,11 +96,6 @@ def test_apple_silicon_cpu_part_is_the_cpu():
     src = describe_sources(hw)
     assert src["cpu"].startswith("measured:")
     assert src["gpu"].startswith("measured:")
-
-
-def test_raspberry_parts_are_not_absent():
-    src = describe_sources([_hw("Raspberry", chip_part="RAM"), _hw("Raspberry", chip_part="CPU")])
-    assert src["cpu"] != "absent" and src["ram"] != "absent"
 
 
 # --- EnergyReading -------------------------------------------------------------------------
@@ -120,21 +150,42 @@ def _busy(seconds: float) -> float:
     return time.perf_counter() - t0
 
 
-def test_real_codecarbon_task_inside_a_meter():
-    """Pins what CodeCarbon 3.3 gives us: task readings, the total, and tracker._hardware."""
-    meter = EnergyMeter("FRA", 1.0, "unit-test")
+def _covered_s(r) -> float:
+    """The seconds a reading's RAM energy covers: CodeCarbon models RAM as a constant power
+    here, so RAM energy / RAM power is a clock of the span the figure really covers."""
+    return r.ram_kwh * 3.6e6 / r.ram_power_w
+
+
+def test_stage_energy_covers_its_whole_span_tasks_gaps_and_all():
+    """Tasks, idle gaps and work between them, with the gaps longer than CodeCarbon's sampling
+    interval: the total covers the whole span, each task its own, and the parts add up.
+    (CodeCarbon's start_task reset its clock, so the time before each task was lost.)"""
+    meter = EnergyMeter("FRA", 0.5, "unit-test")
     meter.start()
     try:
-        with meter.task("work") as box:
-            task_s = _busy(1.5)
+        _busy(0.3)
+        with meter.task("a") as box_a:
+            _busy(0.8)
+        time.sleep(0.7)
+        with meter.task("b"):
+            time.sleep(0.2)
+            _busy(0.4)
+        _busy(0.6)
+        with meter.task("c"):
+            _busy(0.5)
+        time.sleep(0.3)
     finally:
         total = meter.stop()
-    task = box["reading"]
-    assert meter.tasks["work"] is task
-    assert task.energy_kwh > 0
-    assert total is not None
-    assert total.energy_kwh >= task.energy_kwh
-    assert total.duration_s >= task_s
+    assert total is not None and box_a["reading"] is meter.tasks["a"]
+    assert _covered_s(total) == pytest.approx(total.duration_s, rel=0.01)
+    for name, task in meter.tasks.items():
+        assert _covered_s(task) == pytest.approx(task.duration_s, rel=0.01), name
+    rest = meter.outside_tasks(total)
+    assert rest.duration_s > 1.5  # the gaps and the work between tasks
+    for key in ("energy_kwh", "cpu_kwh", "ram_kwh", "duration_s", "emissions_kg"):
+        parts = sum(getattr(t, key) for t in meter.tasks.values()) + getattr(rest, key)
+        assert parts == pytest.approx(getattr(total, key), rel=1e-9), key
+    assert rest.energy_kwh > 0 and all(t.energy_kwh > 0 for t in meter.tasks.values())
     src = meter.sources()
     assert src["cpu"].startswith(("measured:", "estimated:")), src
     assert set(src) == {"cpu", "gpu", "ram"}
@@ -187,11 +238,12 @@ def test_process_mode_is_named_in_the_sources():
     meter = EnergyMeter("FRA", 1.0, "unit-test", tracking_mode="process")
     cpu = type("CPU", (), {"_mode": "cpu_load"})()
     ram = type("RAM", (), {})()
-    meter._tracker._hardware = [cpu, ram]
+    meter._tracker._hardware = [cpu, ram, _hw("GPU")]
     assert meter.sources() == {
         "cpu": "estimated:cpu_load/process",
-        "gpu": "absent",
+        "gpu": "unobserved:nvml_energy_counter/whole_device",
         "ram": "estimated:ram_size_model/process",
     }
     meter.tracking_mode = "machine"
     assert meter.sources()["cpu"] == "estimated:cpu_load"
+    assert meter.sources()["gpu"] == "unobserved:nvml_energy_counter"

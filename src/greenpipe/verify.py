@@ -40,14 +40,14 @@ MEASURED = (
     "seconds",
     "device",
     "threads",
-    "_s",
 )
+UNITS = ("_s", "_kwh", "_w", "_kg")  # a key that ends in a unit of time, energy or power
 
 
 def is_measurement(key: str) -> bool:
     """True for metrics that measure the run (time, energy, speed), not its result."""
     k = key.lower()
-    return any(m in k for m in MEASURED[:-1]) or k.endswith(MEASURED[-1])
+    return any(m in k for m in MEASURED) or k.endswith(UNITS)
 
 
 @dataclass

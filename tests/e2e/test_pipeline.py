@@ -47,6 +47,23 @@ def _children(runs, parent_id: str):
     return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
 
 
+def _assert_ledger(parent, children):
+    """The parent's spent total is the sum of its children's energy; inherited ones spent
+    nothing and carry the recorded figures under inherited_*."""
+    spent = [c for c in children if c.data.tags.get("greenpipe.inherited") != "true"]
+    total = sum(c.data.metrics["energy_kwh"] for c in spent)
+    assert parent.data.metrics["spent/energy_kwh"] == pytest.approx(total, rel=1e-9)
+    assert parent.data.metrics["spent/stages"] == len(spent)
+    for part in ("cpu", "ram"):
+        key = f"{part}_energy_kwh"
+        want = sum(c.data.metrics[key] for c in spent)
+        assert parent.data.metrics[f"spent/{key}"] == pytest.approx(want, rel=1e-9)
+    for c in children:
+        if c.data.tags.get("greenpipe.inherited") == "true":
+            assert "energy_kwh" not in c.data.metrics
+            assert c.data.metrics["inherited_energy_kwh"] > 0, c.info.run_name
+
+
 def _assert_stage_runs(children, stages):
     assert sorted(r.info.run_name for r in children) == sorted(stages)
     for r in children:
@@ -65,13 +82,24 @@ def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
     workspace.run("dvc", "repro")
     lock = yaml.safe_load((workspace.path / "dvc.lock").read_text())
     assert sorted(lock["stages"]) == sorted(stages)
-    for stage in stages:
-        m = json.loads((workspace.path / _metrics_path(stage)).read_text())
-        assert m["energy"]["energy_kwh"] > 0, stage
     runs = [r for r in workspace.runs() if r.info.run_id not in known]
     parents = _parents(runs, "dvc")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    for stage in stages:
+        e = json.loads((workspace.path / _metrics_path(stage)).read_text())["energy"]
+        # the whole span: its task windows plus the time outside them, gross and active
+        parts = [*e["tasks"].values(), e["outside_tasks"]]
+        assert sum(p["duration_s"] for p in parts) == pytest.approx(e["duration_s"], rel=1e-6)
+        assert sum(p["energy_kwh"] for p in parts) == pytest.approx(e["energy_kwh"], rel=1e-6)
+        assert e["ram_kwh"] * 3.6e6 / e["idle"]["ram_power_w"] == pytest.approx(
+            e["duration_s"], rel=0.02, abs=0.01
+        ), stage  # RAM is modelled at a constant power: its energy is a clock of the span
+        assert 0 <= e["active_energy_kwh"] < e["energy_kwh"], stage
+        assert e["tracking_mode"] == "machine" and e["idle"]["seconds"] > 0
+        assert e["record"]["parent_run_id"] == parents[0].info.run_id
     _assert_stage_runs(_children(runs, parents[0].info.run_id), stages)
+    _assert_ledger(parents[0], _children(runs, parents[0].info.run_id))
+    assert parents[0].data.tags["greenpipe.inherited_stages"] == "-"
     for backend in backends:
         ev = json.loads((workspace.path / _metrics_path(f"evaluate@{backend}")).read_text())
         ev = ev["models"]
@@ -115,26 +143,65 @@ def test_prefect_flow_runs_changed_stages_and_caches_the_rest(workspace):
     cached_stages = [s for s in stages if s not in changed]
     known = {r.info.run_id for r in workspace.runs()}
     proc = workspace.run("greenpipe", "run")
-    assert f"ran {len(changed)} stage(s), {len(cached_stages)} cached" in proc.stderr
+    assert f"ran {len(changed)} stage(s), {len(cached_stages)} up to date, 0 restored" in (
+        proc.stderr
+    )
     parents = [r for r in _parents(workspace.runs(), "prefect") if r.info.run_id not in known]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     stages_tag = parents[0].data.tags["greenpipe.stages"]
     assert "prepare=Cached" in stages_tag and "report=Completed" in stages_tag
     children = _children(workspace.runs(), parents[0].info.run_id)
-    cached = [r for r in children if r.data.tags.get("greenpipe.cached") == "true"]
+    cached = [r for r in children if r.data.tags.get("greenpipe.inherited") == "true"]
     _assert_stage_runs([r for r in children if r not in cached], changed)
-    # cached stages: a child each, and their recorded figures on the parent
+    _assert_ledger(parents[0], children)
+    # up-to-date stages: an inherited child each, and their recorded figures on the parent
     assert sorted(r.info.run_name for r in cached) == sorted(cached_stages)
-    assert sorted(parents[0].data.tags["greenpipe.cached"].split(",")) == sorted(cached_stages)
+    assert {r.data.tags["greenpipe.how"] for r in cached} == {"up to date in dvc.lock"}
+    inherited = parents[0].data.tags["greenpipe.inherited_stages"].split(",")
+    assert sorted(inherited) == sorted(cached_stages)
     metrics = parents[0].data.metrics
+    want = sum(r.data.metrics["inherited_energy_kwh"] for r in cached)
+    assert metrics["inherited/energy_kwh"] == pytest.approx(want, rel=1e-9)
     assert metrics["compress/ratio"] > 1 and metrics["prepare/energy/energy_kwh"] > 0
     for backend in raw["train"]["backends"]:
         assert metrics[f"train/{backend}/energy/energy_kwh"] > 0
+        assert metrics[f"train/{backend}/teacher/energy_kwh"] > 0  # its energy to obtain
         assert metrics[f"evaluate/{backend}/models/teacher/accuracy"] > 0.5
     lock = yaml.safe_load((workspace.path / "dvc.lock").read_text())
     for backend in raw["train"]["backends"]:
         locked = lock["stages"][f"evaluate@{backend}"]["params"]["params.yaml"]
         assert locked["evaluate"]["bootstrap_samples"] == raw["evaluate"]["bootstrap_samples"]
+
+
+def test_a_stage_restored_from_the_run_cache_is_recorded_as_restored(workspace):
+    """Change train.epochs, run train@torch alone, change it back: DVC then restores the
+    teacher from its run-cache without running any code. `greenpipe run` must say so, and
+    record the stage as inherited with the figures of the run that produced the teacher."""
+    raw = workspace.params()
+    before = json.loads((workspace.path / _metrics_path("train@torch")).read_text())
+    epochs = raw["train"]["epochs"]
+    raw["train"]["epochs"] = epochs - 1
+    workspace.write_params(raw)
+    workspace.run("dvc", "repro", "--single-item", "train@torch")
+    raw["train"]["epochs"] = epochs
+    workspace.write_params(raw)
+    known = {r.info.run_id for r in workspace.runs()}
+    proc = workspace.run("greenpipe", "run")
+    assert "ran 0 stage(s), 12 up to date, 1 restored from DVC's run-cache" in proc.stderr
+    assert "train@torch ran in" not in proc.stderr
+    parent = next(r for r in _parents(workspace.runs(), "prefect") if r.info.run_id not in known)
+    assert "train@torch=Restored" in parent.data.tags["greenpipe.stages"]
+    children = _children(workspace.runs(), parent.info.run_id)
+    train = next(c for c in children if c.info.run_name == "train@torch")
+    assert train.data.tags["greenpipe.inherited"] == "true"
+    assert train.data.tags["greenpipe.how"].startswith("restored by DVC from its run-cache")
+    assert train.data.tags["greenpipe.inherited_from"] == before["energy"]["record"]["run_id"]
+    recorded = before["energy"]["energy_kwh"]
+    assert train.data.metrics["inherited_energy_kwh"] == pytest.approx(recorded)
+    assert parent.data.metrics["train/torch/energy/energy_kwh"] == pytest.approx(recorded)
+    assert parent.data.metrics["spent/energy_kwh"] == 0.0  # nothing ran: nothing spent
+    assert parent.data.metrics["inherited/stages"] == len(children) == 13
+    _assert_ledger(parent, children)
 
 
 def test_dvc_exp_run_with_set_param_is_listed_with_metrics(workspace):
@@ -151,6 +218,15 @@ def test_dvc_exp_run_with_set_param_is_listed_with_metrics(workspace):
         r for r in _parents(workspace.runs()) if r.data.tags.get("dvc.exp_name") == "more-bootstrap"
     ]
     assert len(exp_parents) == 1
+    # the teacher ran no code in this experiment: inherited, so its points keep their energy
+    children = _children(workspace.runs(), exp_parents[0].info.run_id)
+    _assert_ledger(exp_parents[0], children)
+    by_name = {c.info.run_name: c for c in children}
+    for backend in workspace.params()["train"]["backends"]:
+        assert by_name[f"train@{backend}"].data.tags["greenpipe.inherited"] == "true"
+        assert "greenpipe.inherited" not in by_name[f"evaluate@{backend}"].data.tags
+        assert exp_parents[0].data.metrics[f"train/{backend}/teacher/energy_kwh"] > 0
+    assert exp_parents[0].data.metrics["inherited/energy_kwh"] > 0
 
 
 def test_verify_reruns_and_finds_a_tampered_record(workspace):

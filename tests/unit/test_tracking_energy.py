@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
@@ -159,7 +162,13 @@ def _covered_s(r) -> float:
 def test_stage_energy_covers_its_whole_span_tasks_gaps_and_all():
     """Tasks, idle gaps and work between them, with the gaps longer than CodeCarbon's sampling
     interval: the total covers the whole span, each task its own, and the parts add up.
-    (CodeCarbon's start_task reset its clock, so the time before each task was lost.)"""
+    (CodeCarbon's start_task reset its clock, so the time before each task was lost.) Two
+    busy processes load every core meanwhile, as a training loop does: CodeCarbon's sampler
+    is then preempted between measuring one part and the next."""
+    load = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
     meter = EnergyMeter("FRA", 0.5, "unit-test")
     meter.start()
     try:
@@ -176,6 +185,9 @@ def test_stage_energy_covers_its_whole_span_tasks_gaps_and_all():
         time.sleep(0.3)
     finally:
         total = meter.stop()
+        for proc in load:
+            proc.kill()
+            proc.wait()
     assert total is not None and box_a["reading"] is meter.tasks["a"]
     assert _covered_s(total) == pytest.approx(total.duration_s, rel=0.01)
     for name, task in meter.tasks.items():

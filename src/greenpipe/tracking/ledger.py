@@ -14,6 +14,7 @@ and the parent's `greenpipe.totals_refused` tag says why.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,10 @@ def parent_keys(stage: str, block: dict[str, Any]) -> dict[str, float]:
     (MLflow keys cannot hold "@": train@torch -> train/torch)."""
     prefix = stage.replace("@", "/")
     flat = numeric(prov.flatten(block, ""))
-    return {f"{prefix}/{k.replace('.', '/')}": v for k, v in flat.items()}
+    # MLflow keys take alphanumerics, _ - . space : / only (a task may be named "infer_x#0")
+    return {
+        re.sub(r"[^\w\-. :/]", "_", f"{prefix}/{k.replace('.', '/')}"): v for k, v in flat.items()
+    }
 
 
 def energy_of(blocks: list[dict]) -> dict[str, Any] | None:

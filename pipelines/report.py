@@ -83,12 +83,13 @@ def experiment_totals(stages: list[dict]) -> dict[str, float]:
     return out
 
 
-def read_model_metrics(folder: Path) -> dict[str, dict[str, dict]]:
-    """{backend: {stage: metrics}} from <folder>/<backend>/<stage>.json."""
+def read_model_metrics(folder: Path, backends: list[str]) -> dict[str, dict[str, dict]]:
+    """{backend: {stage: metrics}} from <folder>/<backend>/<stage>.json, for the frameworks
+    of this experiment only (a framework dropped from train.backends leaves its old files)."""
     return {
         sub.name: {f.stem: artifacts.read_json(f) for f in sorted(sub.glob("*.json"))}
         for sub in sorted(folder.iterdir())
-        if sub.is_dir()
+        if sub.is_dir() and sub.name in backends
     }
 
 
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = params.report
     with stage_run("report", params, args.metrics) as run:
         stage_metrics = {Path(m).stem: artifacts.read_json(m) for m in args.stage_metrics}
-        per_backend = read_model_metrics(Path(args.model_metrics))
+        per_backend = read_model_metrics(Path(args.model_metrics), list(params.train.backends))
         tables = build_tables(per_backend, stage_metrics, cfg.total_inferences)
         models, stages = tables[0].rows, tables[-1].rows
         notes = notes_for(stages)

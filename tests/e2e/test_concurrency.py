@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -72,5 +73,10 @@ def test_four_writers_lose_nothing(tmp_path):
         assert len(stage_metrics) == N_METRICS
         assert r.data.metrics["energy_kwh"] > 0
     for p in parents:
-        assert len([k for k in p.data.metrics if "/m" in k]) == 2 * N_METRICS
+        assert len([k for k in p.data.metrics if re.fullmatch(r"(alpha|beta)/m\d+", k)]) == (
+            2 * N_METRICS
+        )
+        mine = [r for r in children if r.data.tags["mlflow.parentRunId"] == p.info.run_id]
+        spent = sum(r.data.metrics["energy_kwh"] for r in mine)
+        assert p.data.metrics["spent/energy_kwh"] == pytest.approx(spent, rel=1e-9)
     assert Path(tmp_path / "metrics").is_dir()

@@ -7,6 +7,7 @@ launcher, whose process tree holds every rank, records the run and its energy.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -58,7 +59,8 @@ def rank_main(args, params) -> int:
     model, hist, n_train = fit_teacher(backend, params, artifacts.load_dataset(args.data))
     if ddp.is_main():
         results = _results(backend, model, hist, n_train, args, ddp.world())
-        artifacts.write_json(os.environ[RESULT_ENV], results)
+        # a hand-off to the launcher in its temporary folder, not a stage output
+        Path(os.environ[RESULT_ENV]).write_text(json.dumps(results))
     ddp.finish()
     return 0
 
@@ -78,7 +80,7 @@ def launch_ddp(args, params, nproc: int) -> int:
                 f"torchrun with {nproc} processes exited {code}; see the ranks' output above, "
                 "or set train.nproc: 1"
             )
-        run.log_metrics({"teacher": run.figures(energy), **artifacts.read_json(result)})
+        run.log_metrics({"teacher": run.figures(energy), **json.loads(result.read_text())})
     return 0
 
 

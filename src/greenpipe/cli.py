@@ -136,10 +136,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     root = Path(args.root).resolve()
     params = load_params(root / "params.yaml")
-    uri = runs.resolve_tracking_uri(params.tracking.mlflow_uri, root)
-    runs.check_reachable(uri)
-    client = runs.client_for(uri)
     experiment = args.experiment or params.experiment
+    store = runs.open_store(params.tracking, experiment, root)
+    client, uri = store.client, store.uri
     total = params.report.total_inferences
     sweep = getattr(args, "sweep", None)
     points = mlflow_runs.collect(client, experiment, available_backends(), total, sweep)

@@ -259,3 +259,28 @@ def test_process_mode_is_named_in_the_sources():
     meter.tracking_mode = "machine"
     assert meter.sources()["cpu"] == "estimated:cpu_load"
     assert meter.sources()["gpu"] == "unobserved:nvml_energy_counter"
+
+
+def test_process_mode_counts_a_child_that_lived_between_two_samples():
+    """A child process (a DDP rank, a peak-memory probe) that starts and exits between two of
+    CodeCarbon's samples: process mode must still charge its CPU time to the stage."""
+    meter = EnergyMeter("FRA", 30.0, "unit-test", tracking_mode="process")
+    meter.start()
+    try:
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import time\nt=time.process_time()\nwhile time.process_time() - t < 1.0: pass",
+            ],
+            check=True,
+        )
+        assert child.returncode == 0
+    finally:
+        reading = meter.stop()
+    cpu = next(h for h in meter._tracker._hardware if type(h).__name__ == "CPU")
+    if cpu._mode != "cpu_load":
+        pytest.skip(f"CPU measured by {cpu._mode}, not by process CPU time")
+    # CodeCarbon's process model: power = TDP x CPU seconds / (wall seconds x cores)
+    expected_kwh = cpu._tdp * 1.0 / cpu._cpu_count / 3.6e6
+    assert reading.cpu_kwh == pytest.approx(expected_kwh, rel=0.25), (reading, expected_kwh)

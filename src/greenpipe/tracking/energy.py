@@ -185,6 +185,37 @@ def _contiguous(hardware: Any) -> None:
     hardware.measure_power_and_energy = contiguous
 
 
+def tree_cpu_seconds(proc: Any) -> float:
+    """CPU seconds (user + system) used so far by `proc` and every descendant, the ones that
+    have exited and been waited for included (they live on in their parent's children_*
+    times)."""
+    import psutil
+
+    total = 0.0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        procs = [proc]
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def _whole_tree(cpu: Any) -> None:
+    """CodeCarbon's process mode sums the CPU time of the processes alive at each sample, and
+    a process seen for the first time adds nothing: the CPU time of a child (a DDP rank, a
+    peak-memory probe) before the first sample that sees it and after the last one is lost,
+    and a child that lives between two samples is never counted. Here the tree's CPU time
+    is one cumulative figure, dead children included, so every interval gets all of it."""
+    if type(cpu).__name__ != "CPU" or getattr(cpu, "_tracking_mode", None) != "process":
+        return
+    cpu._get_process_cpu_times = lambda: {cpu._process.pid: tree_cpu_seconds(cpu._process)}
+
+
 @dataclass
 class EnergyMeter:
     """One OfflineEmissionsTracker for a stage; `task(name)` measures a window inside it.
@@ -261,6 +292,7 @@ class EnergyMeter:
             tr._hardware = [h for h in tr._hardware if type(h).__name__ != "GPU"]
         for h in tr._hardware:
             _contiguous(h)
+            _whole_tree(h)
         self._serialise_scheduler()
         tr.start()
         self._start = self.sample()

@@ -7,6 +7,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import yaml
 
 from greenpipe.tracking.provenance import (
     file_md5,
@@ -150,3 +151,12 @@ def test_verify_separates_measurements_from_results():
     assert v.ok and v.spread["m.json:energy.energy_kwh"] == [1e-6, 3e-6]
     compare_metrics("m.json", recorded, [{"accuracy": 0.8, "energy": {"energy_kwh": 1e-6}}], v)
     assert not v.ok and "accuracy" in v.mismatches[0]
+
+
+def test_lock_stages_leave_out_a_framework_dropped_from_train_backends(tmp_path):
+    from greenpipe.tracking.provenance import lock_stages
+
+    stages = {s: {"cmd": "x"} for s in ("prepare", "train@torch", "train@tensorflow", "report")}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stages}))
+    assert lock_stages(tmp_path, ["torch"]) == ["prepare", "train@torch", "report"]
+    assert lock_stages(tmp_path / "nowhere", ["torch"]) == []

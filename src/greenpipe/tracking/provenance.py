@@ -159,13 +159,16 @@ def stage_metric_files(root: Path, stage: str) -> list[Path]:
     return [root / rel for rel in stage_metric_paths(root, stage) if (root / rel).is_file()]
 
 
-def lock_stages(root: Path) -> list[str]:
-    """The stages dvc.lock records (those whose outputs DVC has produced), or []."""
+def lock_stages(root: Path, backends: list[str]) -> list[str]:
+    """The stages of this experiment that dvc.lock records (those whose outputs DVC has
+    produced). dvc.lock keeps the entries of a framework dropped from train.backends (the
+    foreach of the per-framework stages): those are not this experiment's and are left out."""
     try:
         lock = yaml.safe_load((root / "dvc.lock").read_text()) or {}
     except (OSError, yaml.YAMLError):
         return []
-    return list((lock.get("stages") or {}).keys())
+    names = list((lock.get("stages") or {}).keys())
+    return [s for s in names if "@" not in s or s.split("@", 1)[1] in backends]
 
 
 def stage_param_keys(root: Path, stage: str) -> list[str]:

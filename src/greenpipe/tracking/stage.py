@@ -119,6 +119,7 @@ class Child:
     run_id: str
     parent_id: str
     owns_parent: bool
+    backends: list[str]
     energy: dict[str, Any] = field(default_factory=dict)
 
 
@@ -140,7 +141,8 @@ def _create_child(store: runs.Store, stage: str, params: Params, root: Path) -> 
     keys = prov.stage_param_keys(root, stage)
     mine = {k: v for k, v in flat.items() if any(k == p or k.startswith(p + ".") for p in keys)}
     runs.log_params(store.client, child.info.run_id, mine)
-    return Child(store, child.info.run_id, parent, not os.environ.get(runs.PARENT_ENV))
+    owns = not os.environ.get(runs.PARENT_ENV)
+    return Child(store, child.info.run_id, parent, owns, list(params.train.backends))
 
 
 @contextlib.contextmanager
@@ -186,7 +188,7 @@ def _finish(child: Child, run: StageRun) -> None:
         if path.is_file():
             client.log_artifact(child.run_id, str(path))
     client.set_terminated(child.run_id, "FINISHED")
-    stages = [s for s in prov.lock_stages(run.root) if s != run.stage]
+    stages = [s for s in prov.lock_stages(run.root, child.backends) if s != run.stage]
     ledger.reconcile(child.store, child.parent_id, ledger.workspace_blocks(run.root, stages))
     if child.owns_parent:
         client.set_terminated(child.parent_id, "FINISHED")

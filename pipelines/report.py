@@ -95,7 +95,11 @@ def read_model_metrics(folder: Path, backends: list[str]) -> dict[str, dict[str,
 
 def build_tables(per_backend: dict, stage_metrics: dict, total_inferences: int) -> list[Table]:
     """The report's tables from {backend: {stage: metrics}} and the data stages' metrics."""
-    models = [r for m in per_backend.values() for r in model_rows(m, total_inferences)]
+    models = [
+        r
+        for m in per_backend.values()
+        for r in model_rows({**stage_metrics, **m}, total_inferences)
+    ]
     models = add_flags(sorted(models, key=lambda r: (r["model"], r["backend"])))
     metrics = dict(stage_metrics)
     for backend, by_stage in per_backend.items():

@@ -121,6 +121,10 @@ def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
     assert html.count("<table") >= 2 and "data:image/png;base64," in html
     report_md = (workspace.path / "reports/report.md").read_text()
     for backend in backends:
+        row = next(ln for ln in report_md.splitlines() if ln.startswith(f"| teacher | {backend} |"))
+        assert "n/a / n/a" not in row  # gross and active: to obtain, data stages, total
+    assert "Active = gross - idle power x duration" in report_md
+    for backend in backends:
         assert f"| student_kd_int8 | {backend} |" in report_md
     assert (workspace.path / "reports/accuracy_energy.png").read_bytes()[:4] == b"\x89PNG"
 

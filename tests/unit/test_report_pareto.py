@@ -57,7 +57,9 @@ def test_unflatten_rebuilds_the_stage_metrics_per_backend():
         "backend": "torch",
     }
     assert tree["torch-old"]["evaluate"]["models"]["teacher"]["accuracy"] == 0.5
-    assert "prepare" not in tree["torch"]
+    # the data stages are shared: every framework's models are charged them
+    assert tree["torch"]["prepare"]["energy"]["energy_kwh"] == 1e-7
+    assert tree["torch-old"]["prepare"] == tree["torch"]["prepare"]
 
 
 def test_fingerprint_ignores_seed_and_bookkeeping_only():

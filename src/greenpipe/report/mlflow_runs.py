@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from greenpipe.report.optimization import add_flags
-from greenpipe.report.tables import model_rows
+from greenpipe.report.tables import DATA_STAGES, model_rows
 
 MODEL_STAGES = ("train", "distill", "optimize", "evaluate")
 TAG_PARETO = "greenpipe.pareto"
@@ -38,13 +38,17 @@ def unflatten(
     metrics: dict[str, float], backends: Iterable[str], legacy_backend: str
 ) -> dict[str, dict[str, dict]]:
     """{backend: {stage: nested metrics}} from a parent run's flat `a/b/c` metric keys."""
-    known, out = set(backends), {}
+    known, out, shared = set(backends), {}, {}
     for key, value in metrics.items():
         parts = key.split("/")
+        if parts[0] in DATA_STAGES and len(parts) >= 2:  # shared by every framework
+            _put(shared.setdefault(parts[0], {}), parts[1:], value)
         if parts[0] not in MODEL_STAGES or len(parts) < 2:
             continue
         backend, rest = (parts[1], parts[2:]) if parts[1] in known else (legacy_backend, parts[1:])
         _put(out.setdefault(backend, {}).setdefault(parts[0], {}), rest, value)
+    for stages in out.values():
+        stages.update(shared)
     for name, stages in out.items():
         for m in (stages.get("evaluate", {}).get("models") or {}).values():
             if isinstance(m, dict):

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
 import pytest
 
@@ -122,22 +121,13 @@ def test_as_metrics_adds_power_mean():
     assert m["energy_kwh"] == 1e-3 and m["duration_s"] == 3.6 and m["ram_power_w"] == 5.0
 
 
-def test_from_codecarbon_maps_the_fields():
-    data = SimpleNamespace(
-        energy_consumed=3e-5,
-        cpu_energy=1e-5,
-        gpu_energy=0,
-        ram_energy=2e-5,
-        emissions=1.5e-6,
-        duration=4,
-        cpu_power=5.5,
-        gpu_power=0,
-        ram_power=20,
-    )
-    r = EnergyReading.from_codecarbon(data)
-    assert (r.energy_kwh, r.cpu_kwh, r.ram_kwh, r.gpu_kwh) == (3e-5, 1e-5, 2e-5, 0.0)
-    assert (r.emissions_kg, r.duration_s, r.cpu_power_w, r.ram_power_w) == (1.5e-6, 4.0, 5.5, 20.0)
-    assert isinstance(r.gpu_power_w, float)
+def test_of_parts_adds_the_parts_and_derives_their_mean_powers():
+    r = EnergyReading.of_parts({"cpu": 1e-5, "gpu": 0.0, "ram": 2e-5}, 1.5e-6, 3.6, "process")
+    assert r.energy_kwh == pytest.approx(3e-5)
+    assert (r.cpu_kwh, r.ram_kwh, r.gpu_kwh) == (1e-5, 2e-5, 0.0)
+    assert r.cpu_power_w == pytest.approx(10.0) and r.ram_power_w == pytest.approx(20.0)
+    assert (r.emissions_kg, r.duration_s, r.tracking_mode) == (1.5e-6, 3.6, "process")
+    assert EnergyReading.of_parts({"cpu": 1e-5, "gpu": 0, "ram": 0}, 0, 0.0, "x").cpu_power_w == 0
 
 
 # --- real CodeCarbon -----------------------------------------------------------------------

@@ -55,17 +55,24 @@ class EnergyReading:
         return d
 
     @classmethod
-    def from_codecarbon(cls, data: Any, tracking_mode: str = "machine") -> EnergyReading:
+    def of_parts(
+        cls, parts: dict[str, float], emissions_kg: float, duration_s: float, tracking_mode: str
+    ) -> EnergyReading:
+        """A reading from its per-part energies (kWh), with the mean powers they imply."""
+
+        def watts(kwh: float) -> float:
+            return kwh * 3.6e6 / duration_s if duration_s > 0 else 0.0
+
         return cls(
-            energy_kwh=float(data.energy_consumed),
-            cpu_kwh=float(data.cpu_energy),
-            gpu_kwh=float(data.gpu_energy),
-            ram_kwh=float(data.ram_energy),
-            emissions_kg=float(data.emissions),
-            duration_s=float(data.duration),
-            cpu_power_w=float(data.cpu_power),
-            gpu_power_w=float(data.gpu_power),
-            ram_power_w=float(data.ram_power),
+            energy_kwh=sum(parts[p] for p in PARTS),
+            cpu_kwh=parts["cpu"],
+            gpu_kwh=parts["gpu"],
+            ram_kwh=parts["ram"],
+            emissions_kg=emissions_kg,
+            duration_s=duration_s,
+            cpu_power_w=watts(parts["cpu"]),
+            gpu_power_w=watts(parts["gpu"]),
+            ram_power_w=watts(parts["ram"]),
             tracking_mode=tracking_mode,
         )
 
@@ -82,24 +89,9 @@ class Sample:
 
     def minus(self, start: Sample, tracking_mode: str) -> EnergyReading:
         """The window from `start` to this sample."""
-        d = max(self.t - start.t, 0.0)
         parts = {p: getattr(self, f"{p}_kwh") - getattr(start, f"{p}_kwh") for p in PARTS}
-
-        def watts(kwh: float) -> float:
-            return kwh * 3.6e6 / d if d > 0 else 0.0
-
-        return EnergyReading(
-            energy_kwh=sum(parts.values()),
-            cpu_kwh=parts["cpu"],
-            gpu_kwh=parts["gpu"],
-            ram_kwh=parts["ram"],
-            emissions_kg=self.emissions_kg - start.emissions_kg,
-            duration_s=d,
-            cpu_power_w=watts(parts["cpu"]),
-            gpu_power_w=watts(parts["gpu"]),
-            ram_power_w=watts(parts["ram"]),
-            tracking_mode=tracking_mode,
-        )
+        emissions = self.emissions_kg - start.emissions_kg
+        return EnergyReading.of_parts(parts, emissions, max(self.t - start.t, 0.0), tracking_mode)
 
 
 def visible_gpu_ids(env: dict[str, str] | None = None) -> list[str] | None:
@@ -339,17 +331,14 @@ class EnergyMeter:
 
     def outside_tasks(self, total: EnergyReading) -> EnergyReading:
         """The part of `total` spent outside every task (set-up, loading, saving, logging)."""
-        keys = ("energy_kwh", "cpu_kwh", "gpu_kwh", "ram_kwh", "emissions_kg", "duration_s")
-        done = self.tasks.values()
-        rest = {k: getattr(total, k) - sum(getattr(r, k) for r in done) for k in keys}
-        d = rest["duration_s"]
-        w = {p: rest[f"{p}_kwh"] * 3.6e6 / d if d > 0 else 0.0 for p in PARTS}
-        return EnergyReading(
-            **rest,
-            cpu_power_w=w["cpu"],
-            gpu_power_w=w["gpu"],
-            ram_power_w=w["ram"],
-            tracking_mode=self.tracking_mode,
+        done = list(self.tasks.values())
+
+        def rest(key: str) -> float:
+            return getattr(total, key) - sum(getattr(r, key) for r in done)
+
+        parts = {p: rest(f"{p}_kwh") for p in PARTS}
+        return EnergyReading.of_parts(
+            parts, rest("emissions_kg"), rest("duration_s"), self.tracking_mode
         )
 
     def sources(self) -> dict[str, str]:

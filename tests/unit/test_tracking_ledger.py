@@ -107,3 +107,19 @@ def test_figures_of_two_modes_are_never_added(store):
     p = store.client.get_run(parent).data
     assert "inherited/energy_kwh" not in p.metrics
     assert "mix CodeCarbon modes ['machine', 'process']" in p.tags["greenpipe.totals_refused"]
+
+
+def test_an_inherited_stage_whose_outputs_dvc_has_since_replaced_is_inherited_anew(store):
+    """Under `dvc repro` a stage can be inherited from one run's files, then restored by DVC
+    from another run's cache before the next stage finishes: the ledger follows the files."""
+    parent = runs.create_parent(store, "p", "dvc", {}, {})
+    ledger.reconcile(store, parent, {"train@torch": [{"energy": _energy(4e-5, run_id="a")}]})
+    totals = ledger.reconcile(
+        store, parent, {"train@torch": [{"energy": _energy(6e-5, run_id="b")}]}
+    )
+    (child,) = _children(store, parent)
+    assert child.data.tags["greenpipe.inherited_from"] == "b"
+    assert child.data.metrics["inherited_energy_kwh"] == 6e-5
+    assert totals["inherited"]["energy_kwh"] == pytest.approx(6e-5)
+    p = store.client.get_run(parent).data
+    assert p.metrics["train/torch/energy/energy_kwh"] == 6e-5

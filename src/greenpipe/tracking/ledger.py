@@ -96,17 +96,21 @@ def _sum(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: sum(r.get(k, 0.0) for r in rows) for k in TOTAL_KEYS}
 
 
+def _source(energy: dict[str, Any]) -> str:
+    """The run that recorded an energy block (its `record`), or "unknown"."""
+    return str((energy.get("record") or {}).get("run_id", "unknown"))
+
+
 def _inherit(store, parent: str, stage: str, energy: dict[str, Any], how: str) -> None:
     """A child run for a stage that ran no code, with the figures of the run that made its
     outputs under `inherited_*` keys."""
-    rec = energy.get("record") or {}
     tags = {
         runs.TAG_PARENT: parent,
         runs.TAG_ROLE: "stage",
         "greenpipe.stage": stage,
         TAG_INHERITED: "true",
         "greenpipe.how": how,
-        "greenpipe.inherited_from": str(rec.get("run_id", "unknown")),
+        "greenpipe.inherited_from": _source(energy),
         TAG_MODE: str(energy.get("tracking_mode", "unknown")),
         "mlflow.note.content": f"{how}: no code ran and no energy was spent by this run. "
         "The inherited_* figures are those recorded by the run that produced the outputs.",
@@ -149,12 +153,16 @@ def reconcile(
         energy = energy_of(stage_blocks)
         if stage in spent_names or energy is None:
             continue
-        if stage not in inherited:
+        old = inherited.get(stage)
+        if old is not None and old.data.tags.get("greenpipe.inherited_from") != _source(energy):
+            client.delete_run(old.info.run_id)  # DVC has since restored another run's outputs
+            old = None
+        if old is None:
             _inherit(store, parent, stage, energy, how.get(stage, "not run by this invocation"))
-        elif stage in how and inherited[stage].data.tags.get("greenpipe.how") != how[stage]:
-            client.set_tag(inherited[stage].info.run_id, "greenpipe.how", how[stage])
-        for block in stage_blocks:
-            runs.log_metrics(client, parent, parent_keys(stage, block))
+            for block in stage_blocks:  # once per inherited child, not at every reconcile
+                runs.log_metrics(client, parent, parent_keys(stage, block))
+        elif stage in how and old.data.tags.get("greenpipe.how") != how[stage]:
+            client.set_tag(old.info.run_id, "greenpipe.how", how[stage])
         inherited_rows.append((str(energy.get("tracking_mode", "unknown")), figures(energy)))
         names.append(stage)
     spent_rows = [

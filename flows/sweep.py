@@ -161,7 +161,7 @@ def exp_metrics(root: Path) -> dict[str, dict[str, dict]]:
     return out
 
 
-def _record_cached_stages(
+def _reconcile_variant(
     store: runs.Store, parent: str, stages: list[str], root: Path, metrics: dict[str, dict]
 ) -> None:
     """The variant's ledger: every stage DVC did not run for it (up to date or restored from
@@ -216,7 +216,7 @@ def _close_parents(store: runs.Store, parents, results, root_p: Path, raw: dict)
         client.set_tag(parent, "dvc.exp_name", r["variant"])
         if r["ok"]:
             stages = stage_order_for(root_p, apply(raw, v.overrides))
-            _record_cached_stages(store, parent, stages, root_p, shown.get(r["variant"], {}))
+            _reconcile_variant(store, parent, stages, root_p, shown.get(r["variant"], {}))
         else:
             client.set_tag(parent, "greenpipe.error", r["reason"][:5000])
         client.set_terminated(parent, "FINISHED" if r["ok"] else "FAILED")

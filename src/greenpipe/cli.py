@@ -137,8 +137,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     params = load_params(root / "params.yaml")
     experiment = args.experiment or params.experiment
-    store = runs.open_store(params.tracking, experiment, root)
-    client, uri = store.client, store.uri
+    client, uri = runs.open_client(params.tracking, root)  # reads only: creates no experiment
     total = params.report.total_inferences
     sweep = getattr(args, "sweep", None)
     points = mlflow_runs.collect(client, experiment, available_backends(), total, sweep)

@@ -123,12 +123,17 @@ class Store:
     uri: str
 
 
-def open_store(tracking: Any, experiment: str, root: Path) -> Store:
-    """The one way to open the tracking store: resolve and check the URI, open a retrying
-    client, create or restore the experiment, and mark KILLED the runs of dead processes."""
+def open_client(tracking: Any, root: Path) -> tuple[Any, str]:
+    """A retrying client of the tracking store and its URI, resolved and checked first."""
     uri = resolve_tracking_uri(tracking.mlflow_uri, root)
     check_reachable(uri)
-    client = client_for(uri)
+    return client_for(uri), uri
+
+
+def open_store(tracking: Any, experiment: str, root: Path) -> Store:
+    """The one way to open the tracking store for writing: `open_client`, then create or
+    restore the experiment, and mark KILLED the runs of dead processes."""
+    client, uri = open_client(tracking, root)
     exp_id = ensure_experiment(client, experiment, root / tracking.artifact_dir)
     reconcile_stale_runs(client, exp_id)
     return Store(client, exp_id, uri)

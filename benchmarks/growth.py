@@ -43,8 +43,8 @@ def run_size(factor: int) -> dict:
         "samples": samples,
         "wall_s": wall,
         "train_s": train["energy"]["duration_s"],
-        "energy_kwh": sum(m["energy"]["energy_kwh"] for m in all_stages),
-        "train_kwh": train["energy"]["energy_kwh"],
+        "energy_j": sum(m["energy"]["energy_j"] for m in all_stages),
+        "train_j": train["energy"]["energy_j"],
         "source": train["energy"]["source"]["cpu"],
         "train_us_per_sample": 1e6 * train["energy"]["duration_s"] / (samples * epochs),
         "wall_us_per_sample": 1e6 * wall / (samples * epochs),
@@ -54,13 +54,13 @@ def run_size(factor: int) -> dict:
 def main() -> None:
     rows = [run_size(f) for f in FACTORS]
     print(
-        f"{'size':<6}{'samples':>9}{'wall s':>9}{'train s':>9}{'kWh (all)':>12}"
-        f"{'kWh train':>12}{'train us/sample':>17}{'wall us/sample':>16}"
+        f"{'size':<6}{'samples':>9}{'wall s':>9}{'train s':>9}{'J (all)':>12}"
+        f"{'J train':>12}{'train us/sample':>17}{'wall us/sample':>16}"
     )
     for r in rows:
         print(
             f"{r['factor']:>3}x  {r['samples']:>9}{r['wall_s']:>9.1f}{r['train_s']:>9.1f}"
-            f"{r['energy_kwh']:>12.3e}{r['train_kwh']:>12.3e}"
+            f"{r['energy_j']:>12.3e}{r['train_j']:>12.3e}"
             f"{r['train_us_per_sample']:>17.1f}{r['wall_us_per_sample']:>16.1f}"
         )
     print(f"energy: CodeCarbon, CPU {rows[0]['source']}; sample = one sample through one epoch")

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
             run.meter.task,
             cfg.energy_repeats,
             cfg.energy_min_seconds,
-            run.active_kwh,
+            run.active_j,
         )
         for name in results:
             results[name].update(energy[f"infer_{name}"])

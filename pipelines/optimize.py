@@ -30,7 +30,7 @@ def _args(argv: list[str] | None):
 
 def record(backend, models, paths, figures, val, ev) -> dict:
     """Before/after params, size, val accuracy and latency of (before, after) models, plus
-    `figures`: the energy (kWh, gross and active) and duration (s) of the window that made
+    `figures`: the energy (J, gross and active) and duration (s) of the window that made
     `after`."""
     snaps = [snapshot(backend, m, *val, ev.warmup, ev.latency_runs) for m in models]
     for snap, path in zip(snaps, paths, strict=True):

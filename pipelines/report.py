@@ -30,7 +30,7 @@ def notes_for(stages: list[dict]) -> list[str]:
         "not smoothed."
     )
     notes.append(
-        "kWh to obtain = the window that made the model (from building or loading it to its "
+        "J to obtain = the window that made the model (from building or loading it to its "
         "saved file) plus those of the models it comes from: the teacher's for distilled "
         "students, the student's for pruned and int8 models. Stage set-up and evaluation are "
         "outside every window; the data stages, shared by all models, are their own column. "
@@ -39,7 +39,7 @@ def notes_for(stages: list[dict]) -> list[str]:
     notes.extend(idle_notes(stages))
     notes.append(
         "CI: percentile bootstrap interval of the test accuracy / macro-F1 (evaluate.confidence, "
-        "evaluate.bootstrap_samples resamples, seeded). kWh / 1k inferences: mean ± sample "
+        "evaluate.bootstrap_samples resamples, seeded). J / 1k inferences: mean ± sample "
         "standard deviation over evaluate.energy_repeats CodeCarbon tasks."
     )
     notes.append(
@@ -71,14 +71,14 @@ def idle_notes(stages: list[dict]) -> list[str]:
 
 
 def experiment_totals(stages: list[dict]) -> dict[str, float]:
-    """The upstream stages' energy added up (kWh, kgCO2e, s), if they share one mode."""
+    """The upstream stages' energy added up (J, gCO2e, s), if they share one mode."""
     if len({r["tracking_mode"] for r in stages}) > 1:
         raise GreenpipeError(
             "the stages' energy figures were measured in different CodeCarbon modes; "
             "re-run them in one (dvc repro --force) before adding them up"
         )
-    keys = ("energy_kwh", "active_energy_kwh", "cpu_kwh", "gpu_kwh", "ram_kwh")
-    out = {k: sum(r[k] or 0.0 for r in stages) for k in (*keys, "emissions_kg", "duration_s")}
+    keys = ("energy_j", "active_energy_j", "cpu_j", "gpu_j", "ram_j")
+    out = {k: sum(r[k] or 0.0 for r in stages) for k in (*keys, "emissions_g", "duration_s")}
     out["stages"] = len(stages)
     return out
 

@@ -76,7 +76,7 @@ def measure_idle(tr, mode: str | None = None) -> None:
     print(
         f"greenpipe: idle power {base.power_w:.2f} W (cpu {base.cpu_power_w:.2f} "
         f"± {base.cpu_power_std_w:.2f}, ram {base.ram_power_w:.2f}, gpu {base.gpu_power_w:.2f}; "
-        f"{mode} mode, {base.seconds:.1f} s window)",
+        f"{mode} mode, {base.window_s:.1f} s window)",
         file=sys.stderr,
     )
 
@@ -158,7 +158,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for p in (p for p in points if p["pareto"]):
         print(
             f"pareto: {p['model']}@{p['backend']} seed {p['seed']} run '{p['run_name']}': "
-            f"accuracy {p['accuracy']:.4f}, {args.energy} energy {p['energy_kwh']:.3e} kWh"
+            f"accuracy {p['accuracy']:.4f}, {args.energy} energy {p['energy_j']:.3e} J"
         )
     print(f"greenpipe report: {len(points)} points; wrote {out / 'index.html'}", file=sys.stderr)
     return 0

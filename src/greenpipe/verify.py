@@ -41,7 +41,7 @@ MEASURED = (
     "device",
     "threads",
 )
-UNITS = ("_s", "_kwh", "_w", "_kg")  # a key that ends in a unit of time, energy or power
+UNITS = ("_s", "_j", "_w", "_g")  # a key that ends in a unit of time, energy or power
 
 
 def is_measurement(key: str) -> bool:

@@ -71,12 +71,12 @@ def test_four_writers_lose_nothing(tmp_path):
         assert r.info.status == "FINISHED"
         stage_metrics = [k for k in r.data.metrics if k.startswith(f"{r.info.run_name}/m")]
         assert len(stage_metrics) == N_METRICS
-        assert r.data.metrics["energy_kwh"] > 0
+        assert r.data.metrics["energy_j"] > 0
     for p in parents:
         assert len([k for k in p.data.metrics if re.fullmatch(r"(alpha|beta)/m\d+", k)]) == (
             2 * N_METRICS
         )
         mine = [r for r in children if r.data.tags["mlflow.parentRunId"] == p.info.run_id]
-        spent = sum(r.data.metrics["energy_kwh"] for r in mine)
-        assert p.data.metrics["spent/energy_kwh"] == pytest.approx(spent, rel=1e-9)
+        spent = sum(r.data.metrics["energy_j"] for r in mine)
+        assert p.data.metrics["spent/energy_j"] == pytest.approx(spent, rel=1e-9)
     assert Path(tmp_path / "metrics").is_dir()

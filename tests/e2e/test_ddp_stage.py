@@ -66,7 +66,7 @@ def test_ddp_stage_is_measured_from_the_launcher_over_every_rank(tmp_path):
     assert e["tracking_mode"] == "process" and e["source"]["cpu"].endswith("/process")
     # the teacher's window is the whole torchrun (both ranks), inside the launcher's span
     assert 0 < m["teacher"]["duration_s"] <= e["duration_s"]
-    assert m["teacher"]["energy_kwh"] > 0 and m["teacher"]["cpu_kwh"] > 0
+    assert m["teacher"]["energy_j"] > 0 and m["teacher"]["cpu_j"] > 0
 
     from mlflow.tracking import MlflowClient
 
@@ -76,4 +76,4 @@ def test_ddp_stage_is_measured_from_the_launcher_over_every_rank(tmp_path):
     stages = [r for r in found if r.data.tags.get("greenpipe.stage") == "train@torch"]
     assert len(stages) == 1  # one run, the launcher's: no rank opened its own
     assert stages[0].info.status == "FINISHED"
-    assert stages[0].data.metrics["energy_kwh"] == pytest.approx(e["energy_kwh"])
+    assert stages[0].data.metrics["energy_j"] == pytest.approx(e["energy_j"])

@@ -51,24 +51,24 @@ def _assert_ledger(parent, children):
     """The parent's spent total is the sum of its children's energy; inherited ones spent
     nothing and carry the recorded figures under inherited_*."""
     spent = [c for c in children if c.data.tags.get("greenpipe.inherited") != "true"]
-    total = sum(c.data.metrics["energy_kwh"] for c in spent)
-    assert parent.data.metrics["spent/energy_kwh"] == pytest.approx(total, rel=1e-9)
+    total = sum(c.data.metrics["energy_j"] for c in spent)
+    assert parent.data.metrics["spent/energy_j"] == pytest.approx(total, rel=1e-9)
     assert parent.data.metrics["spent/stages"] == len(spent)
     for part in ("cpu", "ram"):
-        key = f"{part}_energy_kwh"
+        key = f"{part}_energy_j"
         want = sum(c.data.metrics[key] for c in spent)
         assert parent.data.metrics[f"spent/{key}"] == pytest.approx(want, rel=1e-9)
     for c in children:
         if c.data.tags.get("greenpipe.inherited") == "true":
-            assert "energy_kwh" not in c.data.metrics
-            assert c.data.metrics["inherited_energy_kwh"] > 0, c.info.run_name
+            assert "energy_j" not in c.data.metrics
+            assert c.data.metrics["inherited_energy_j"] > 0, c.info.run_name
 
 
 def _assert_stage_runs(children, stages):
     assert sorted(r.info.run_name for r in children) == sorted(stages)
     for r in children:
         assert r.info.status == "FINISHED", r.info.run_name
-        assert r.data.metrics["energy_kwh"] > 0, r.info.run_name
+        assert r.data.metrics["energy_j"] > 0, r.info.run_name
         for comp in ("cpu", "ram"):
             src = r.data.tags[f"energy.source.{comp}"]
             assert src.split(":")[0] in ("measured", "estimated"), src
@@ -90,12 +90,12 @@ def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
         # the whole span: its task windows plus the time outside them, gross and active
         parts = [*e["tasks"].values(), e["outside_tasks"]]
         assert sum(p["duration_s"] for p in parts) == pytest.approx(e["duration_s"], rel=1e-6)
-        assert sum(p["energy_kwh"] for p in parts) == pytest.approx(e["energy_kwh"], rel=1e-6)
-        assert e["ram_kwh"] * 3.6e6 / e["idle"]["ram_power_w"] == pytest.approx(
+        assert sum(p["energy_j"] for p in parts) == pytest.approx(e["energy_j"], rel=1e-6)
+        assert e["ram_j"] / e["idle"]["ram_power_w"] == pytest.approx(
             e["duration_s"], rel=0.02, abs=0.01
         ), stage  # RAM is modelled at a constant power: its energy is a clock of the span
-        assert 0 <= e["active_energy_kwh"] < e["energy_kwh"], stage
-        assert e["tracking_mode"] == "machine" and e["idle"]["seconds"] > 0
+        assert 0 <= e["active_energy_j"] < e["energy_j"], stage
+        assert e["tracking_mode"] == "machine" and e["idle"]["window_s"] > 0
         assert e["record"]["parent_run_id"] == parents[0].info.run_id
     _assert_stage_runs(_children(runs, parents[0].info.run_id), stages)
     _assert_ledger(parents[0], _children(runs, parents[0].info.run_id))
@@ -107,7 +107,7 @@ def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
         for name, m in ev.items():
             assert 0.5 < m["accuracy"] <= 1.0, (backend, name)
             assert m["latency_p50_ms"] <= m["latency_p95_ms"]
-            assert m["energy_per_1k_kwh"] > 0
+            assert m["energy_per_1k_j"] > 0
             assert m["backend"] == backend
         assert ev["student_kd_int8"]["size_bytes"] < ev["student_kd"]["size_bytes"]
         key = f"evaluate/{backend}/models/teacher/accuracy"
@@ -164,12 +164,12 @@ def test_prefect_flow_runs_changed_stages_and_caches_the_rest(workspace):
     inherited = parents[0].data.tags["greenpipe.inherited_stages"].split(",")
     assert sorted(inherited) == sorted(cached_stages)
     metrics = parents[0].data.metrics
-    want = sum(r.data.metrics["inherited_energy_kwh"] for r in cached)
-    assert metrics["inherited/energy_kwh"] == pytest.approx(want, rel=1e-9)
-    assert metrics["compress/ratio"] > 1 and metrics["prepare/energy/energy_kwh"] > 0
+    want = sum(r.data.metrics["inherited_energy_j"] for r in cached)
+    assert metrics["inherited/energy_j"] == pytest.approx(want, rel=1e-9)
+    assert metrics["compress/ratio"] > 1 and metrics["prepare/energy/energy_j"] > 0
     for backend in raw["train"]["backends"]:
-        assert metrics[f"train/{backend}/energy/energy_kwh"] > 0
-        assert metrics[f"train/{backend}/teacher/energy_kwh"] > 0  # its energy to obtain
+        assert metrics[f"train/{backend}/energy/energy_j"] > 0
+        assert metrics[f"train/{backend}/teacher/energy_j"] > 0  # its energy to obtain
         assert metrics[f"evaluate/{backend}/models/teacher/accuracy"] > 0.5
     lock = yaml.safe_load((workspace.path / "dvc.lock").read_text())
     for backend in raw["train"]["backends"]:
@@ -200,10 +200,10 @@ def test_a_stage_restored_from_the_run_cache_is_recorded_as_restored(workspace):
     assert train.data.tags["greenpipe.inherited"] == "true"
     assert train.data.tags["greenpipe.how"].startswith("restored by DVC from its run-cache")
     assert train.data.tags["greenpipe.inherited_from"] == before["energy"]["record"]["run_id"]
-    recorded = before["energy"]["energy_kwh"]
-    assert train.data.metrics["inherited_energy_kwh"] == pytest.approx(recorded)
-    assert parent.data.metrics["train/torch/energy/energy_kwh"] == pytest.approx(recorded)
-    assert parent.data.metrics["spent/energy_kwh"] == 0.0  # nothing ran: nothing spent
+    recorded = before["energy"]["energy_j"]
+    assert train.data.metrics["inherited_energy_j"] == pytest.approx(recorded)
+    assert parent.data.metrics["train/torch/energy/energy_j"] == pytest.approx(recorded)
+    assert parent.data.metrics["spent/energy_j"] == 0.0  # nothing ran: nothing spent
     assert parent.data.metrics["inherited/stages"] == len(children) == 13
     _assert_ledger(parent, children)
 
@@ -217,7 +217,7 @@ def test_dvc_exp_run_with_set_param_is_listed_with_metrics(workspace):
     shown = json.loads(workspace.run("dvc", "exp", "show", "--json").stdout)
     names = json.dumps(shown)
     assert "more-bootstrap" in names
-    assert "energy_kwh" in names and "accuracy" in names
+    assert "energy_j" in names and "accuracy" in names
     exp_parents = [
         r for r in _parents(workspace.runs()) if r.data.tags.get("dvc.exp_name") == "more-bootstrap"
     ]
@@ -229,14 +229,14 @@ def test_dvc_exp_run_with_set_param_is_listed_with_metrics(workspace):
     for backend in workspace.params()["train"]["backends"]:
         assert by_name[f"train@{backend}"].data.tags["greenpipe.inherited"] == "true"
         assert "greenpipe.inherited" not in by_name[f"evaluate@{backend}"].data.tags
-        assert exp_parents[0].data.metrics[f"train/{backend}/teacher/energy_kwh"] > 0
-    assert exp_parents[0].data.metrics["inherited/energy_kwh"] > 0
+        assert exp_parents[0].data.metrics[f"train/{backend}/teacher/energy_j"] > 0
+    assert exp_parents[0].data.metrics["inherited/energy_j"] > 0
 
 
 def test_verify_reruns_and_finds_a_tampered_record(workspace):
     proc = workspace.run("greenpipe", "verify", "compress", "train@torch")
     assert "verified: outputs and result metrics are identical" in proc.stdout
-    assert "metrics/models/torch/train.json:energy.energy_kwh" in proc.stdout  # spread shown
+    assert "metrics/models/torch/train.json:energy.energy_j" in proc.stdout  # spread shown
     lock_path = workspace.path / "dvc.lock"
     original = lock_path.read_text()
     lock = yaml.safe_load(original)

@@ -81,7 +81,7 @@ def test_four_variant_sweep_on_dask(sweep_ws):
         assert sorted(r.info.run_name for r in kids) == sorted(stages)
         ran = [r for r in kids if r.data.tags.get("greenpipe.inherited") != "true"]
         assert {"evaluate@torch", "report"} <= {r.info.run_name for r in ran}
-        assert all(r.data.metrics["energy_kwh"] > 0 for r in ran)
+        assert all(r.data.metrics["energy_j"] > 0 for r in ran)
         # two variants at a time: CodeCarbon counts each stage's own processes only
         assert p.data.params["tracking.codecarbon_mode"] == "process"
         assert all(r.data.tags["energy.source.cpu"].endswith("/process") for r in ran)
@@ -90,11 +90,11 @@ def test_four_variant_sweep_on_dask(sweep_ws):
         # another variant's process-mode run), and nothing of two modes was added
         assert {r.data.tags["energy.tracking_mode"] for r in kids} == {"process"}
         assert p.data.tags["greenpipe.totals_refused"] == "-"
-        spent = sum(r.data.metrics["energy_kwh"] for r in ran)
-        assert p.data.metrics["spent/energy_kwh"] == pytest.approx(spent, rel=1e-9)
+        spent = sum(r.data.metrics["energy_j"] for r in ran)
+        assert p.data.metrics["spent/energy_j"] == pytest.approx(spent, rel=1e-9)
         # stages that ran no code still put their recorded figures on the parent
         assert p.data.metrics["compress/ratio"] > 1
-        assert p.data.metrics["train/torch/energy/energy_kwh"] > 0
+        assert p.data.metrics["train/torch/energy/energy_j"] > 0
     samples = sorted(int(p.data.params["evaluate.bootstrap_samples"]) for p in parents)
     assert samples == [130, 130, 160, 160]
     page = (sweep_ws.path / "reports" / "sweeps" / sweep_id / "index.html").read_text()

@@ -114,12 +114,12 @@ def _fake_task(reading, names: list[str], inside: list[bool]):
 
 def test_energy_per_1k_divides_the_task_energy_by_the_inferences(x):
     predict, names, inside = FakePredict(), [], []
-    reading = SimpleNamespace(energy_kwh=2e-3, duration_s=1.5)
+    reading = SimpleNamespace(energy_j=2e-3, duration_s=1.5)
     out = energy_per_1k(predict, x, 4, 100, _fake_task(reading, names, inside), "teacher", 0.0)
     assert names == ["teacher"] and inside == [True, False]
     assert out["inferences"] >= 100 and out["inferences"] == predict.samples
-    assert out["energy_per_1k_kwh"] == pytest.approx(2e-3 / out["inferences"] * 1000)
-    assert out["energy_loop_kwh"] == 2e-3 and out["energy_loop_s"] == 1.5
+    assert out["energy_per_1k_j"] == pytest.approx(2e-3 / out["inferences"] * 1000)
+    assert out["energy_loop_j"] == 2e-3 and out["energy_loop_s"] == 1.5
 
 
 def test_energy_per_1k_runs_inside_the_task(x):
@@ -141,7 +141,7 @@ def test_energy_per_1k_runs_inside_the_task(x):
 def test_energy_per_1k_without_a_reading_gives_none(x):
     predict = FakePredict()
     out = energy_per_1k(predict, x, 8, 40, _fake_task(None, [], []), "m", min_seconds=0.0)
-    assert out == {"inferences": predict.samples, "energy_per_1k_kwh": None}
+    assert out == {"inferences": predict.samples, "energy_per_1k_j": None}
     assert out["inferences"] >= 40
 
 
@@ -152,10 +152,10 @@ def test_energy_per_1k_keeps_going_until_min_seconds(x, monkeypatch):
     def predict(xb):
         now[0] += 1.0  # every batch "takes" one second on the fake clock
 
-    reading = SimpleNamespace(energy_kwh=1e-3, duration_s=9.0)
+    reading = SimpleNamespace(energy_j=1e-3, duration_s=9.0)
     out = energy_per_1k(predict, x, 4, 4, _fake_task(reading, [], []), "m", min_seconds=9.0)
     assert out["inferences"] == 9 * 4
-    assert out["energy_per_1k_kwh"] == pytest.approx(1e-3 / 36 * 1000)
+    assert out["energy_per_1k_j"] == pytest.approx(1e-3 / 36 * 1000)
 
 
 # --- bootstrap, batch latency, repeated energy, memory ----------------------------------
@@ -219,18 +219,18 @@ def test_energy_rounds_give_mean_and_spread_over_separate_tasks(x):
         names.append(name)
         box: dict = {}
         yield box
-        box["reading"] = SimpleNamespace(energy_kwh=next(readings), duration_s=1.0)
+        box["reading"] = SimpleNamespace(energy_j=next(readings), duration_s=1.0)
 
     out = energy_rounds({"m": FakePredict()}, x, 5, 50, task, repeats=3, min_seconds=0)["m"]
     assert names == ["m#0", "m#1", "m#2"]
     per_1k = np.array([1e-3, 2e-3, 3e-3]) / 50 * 1000
     assert out["energy_repeats"] == 3 and out["inferences"] == 150
-    assert out["energy_per_1k_kwh"] == pytest.approx(per_1k.mean())
-    assert out["energy_per_1k_std_kwh"] == pytest.approx(per_1k.std(ddof=1))
-    assert (out["energy_per_1k_min_kwh"], out["energy_per_1k_max_kwh"]) == pytest.approx(
+    assert out["energy_per_1k_j"] == pytest.approx(per_1k.mean())
+    assert out["energy_per_1k_std_j"] == pytest.approx(per_1k.std(ddof=1))
+    assert (out["energy_per_1k_min_j"], out["energy_per_1k_max_j"]) == pytest.approx(
         (per_1k.min(), per_1k.max())
     )
-    assert out["energy_loop_kwh"] == pytest.approx(6e-3) and out["energy_loop_s"] == 3.0
+    assert out["energy_loop_j"] == pytest.approx(6e-3) and out["energy_loop_s"] == 3.0
 
 
 def test_energy_rounds_without_readings(x):
@@ -238,7 +238,7 @@ def test_energy_rounds_without_readings(x):
 
     task = _fake_task(None, [], [])
     out = energy_rounds({"m": FakePredict()}, x, 5, 20, task, repeats=2, min_seconds=0)["m"]
-    assert out == {"inferences": 40, "energy_repeats": 0, "energy_per_1k_kwh": None}
+    assert out == {"inferences": 40, "energy_repeats": 0, "energy_per_1k_j": None}
 
 
 def test_peak_memory_in_a_fresh_process(tmp_path):
@@ -271,9 +271,9 @@ def test_energy_rounds_take_the_models_in_turn(x):
     from greenpipe.evaluate.speed import energy_rounds
 
     order: list[str] = []
-    task = _fake_task(SimpleNamespace(energy_kwh=1e-3, duration_s=1.0), order, [])
+    task = _fake_task(SimpleNamespace(energy_j=1e-3, duration_s=1.0), order, [])
     predicts = {"a": FakePredict(), "b": FakePredict()}
     out = energy_rounds(predicts, x, 5, 10, task, repeats=3, min_seconds=0)
     assert order == ["a#0", "b#0", "a#1", "b#1", "a#2", "b#2"]
     assert set(out) == {"a", "b"} and out["a"]["energy_repeats"] == 3
-    assert out["b"]["energy_per_1k_kwh"] == pytest.approx(1e-3 / 10 * 1000)
+    assert out["b"]["energy_per_1k_j"] == pytest.approx(1e-3 / 10 * 1000)

@@ -18,8 +18,8 @@ def _run(rid: str, acc: float, ratio: float, seed: int = 0, start: int = 0, **pa
     metrics = {
         "compress/ratio": ratio,
         "compress/samples_kept/train": 1000.0,
-        "compress/energy/energy_kwh": 1e-7,
-        "train/torch/energy/energy_kwh": 4e-5,
+        "compress/energy/energy_j": 1e-7,
+        "train/torch/energy/energy_j": 4e-5,
         "evaluate/torch/models/teacher/accuracy": acc,
     }
     return SimpleNamespace(
@@ -66,7 +66,7 @@ def test_each_compressed_run_is_judged_against_its_own_baseline():
     for lonely in ("other-config", "other-seed"):
         assert rows[lonely]["accuracy_change_pts"] is None
         assert "no uncompressed run" in rows[lonely]["verdict"]
-    assert rows["small-loss"]["train_kwh"] == 4e-5
+    assert rows["small-loss"]["train_j"] == 4e-5
 
 
 def test_report_shows_the_compression_table_and_plot():

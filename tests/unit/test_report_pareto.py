@@ -24,17 +24,17 @@ def _flat(acc_kd: float, acc_scratch: float, backend: str = "torch") -> dict[str
     """A parent run's metrics as stage_run logs them: <stage>/<backend>/<path>."""
     ev = f"evaluate/{backend}/models"
     return {
-        f"train/{backend}/energy/energy_kwh": 4e-5,
-        f"distill/{backend}/student_kd/energy_kwh": 5e-5,
-        f"distill/{backend}/student_scratch/energy_kwh": 2e-5,
+        f"train/{backend}/energy/energy_j": 4e-5,
+        f"distill/{backend}/student_kd/energy_j": 5e-5,
+        f"distill/{backend}/student_scratch/energy_j": 2e-5,
         f"{ev}/teacher/accuracy": 0.99,
-        f"{ev}/teacher/energy_per_1k_kwh": 2e-7,
+        f"{ev}/teacher/energy_per_1k_j": 2e-7,
         f"{ev}/student_kd/accuracy": acc_kd,
-        f"{ev}/student_kd/energy_per_1k_kwh": 5e-8,
+        f"{ev}/student_kd/energy_per_1k_j": 5e-8,
         f"{ev}/student_kd/params": 22602.0,
         f"{ev}/student_scratch/accuracy": acc_scratch,
-        f"{ev}/student_scratch/energy_per_1k_kwh": 5e-8,
-        "prepare/energy/energy_kwh": 1e-7,
+        f"{ev}/student_scratch/energy_per_1k_j": 5e-8,
+        "prepare/energy/energy_j": 1e-7,
     }
 
 
@@ -49,16 +49,16 @@ def _run(run_id: str, seed: int, metrics: dict, start: int, **params) -> SimpleN
 def test_unflatten_rebuilds_the_stage_metrics_per_backend():
     flat = {**_flat(0.97, 0.96), "evaluate/models/teacher/accuracy": 0.5}  # a legacy key
     tree = unflatten(flat, BACKENDS, legacy_backend="torch-old")
-    assert tree["torch"]["distill"]["student_kd"]["energy_kwh"] == 5e-5
+    assert tree["torch"]["distill"]["student_kd"]["energy_j"] == 5e-5
     assert tree["torch"]["evaluate"]["models"]["student_kd"] == {
         "accuracy": 0.97,
-        "energy_per_1k_kwh": 5e-8,
+        "energy_per_1k_j": 5e-8,
         "params": 22602.0,
         "backend": "torch",
     }
     assert tree["torch-old"]["evaluate"]["models"]["teacher"]["accuracy"] == 0.5
     # the data stages are shared: every framework's models are charged them
-    assert tree["torch"]["prepare"]["energy"]["energy_kwh"] == 1e-7
+    assert tree["torch"]["prepare"]["energy"]["energy_j"] == 1e-7
     assert tree["torch-old"]["prepare"] == tree["torch"]["prepare"]
 
 
@@ -75,8 +75,8 @@ def test_run_points_one_per_model_with_the_run_label():
     kd = by["student_kd"]
     assert kd["seed"] == 3 and kd["run_id"] == "r1" and kd["exp_name"] == "e"
     assert kd["params"] == 22602 and kd["run_params"] == {"distill.alpha": "0.7"}
-    assert kd["obtain_kwh"] == pytest.approx(9e-5)  # the teacher's training is charged
-    assert kd["total_kwh"] == pytest.approx(9e-5 + 5e-8)
+    assert kd["obtain_j"] == pytest.approx(9e-5)  # the teacher's training is charged
+    assert kd["total_j"] == pytest.approx(9e-5 + 5e-8)
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_with_front_marks_the_non_dominated_points(points):
     front = {(p["run_id"], p["model"]) for p in marked if p["pareto"]}
     # cheapest inference (5e-8) and the most accurate at that cost: run "other"'s students
     assert front == {("other", "student_kd"), ("other", "student_scratch")}
-    assert all(p["energy_kwh"] == p["energy_per_1k_kwh"] for p in marked)
+    assert all(p["energy_j"] == p["energy_per_1k_j"] for p in marked)
     train = crossrun.with_front(points, "train")
     assert {(p["run_id"], p["model"]) for p in train if p["pareto"]} == {
         ("other", "student_scratch")
@@ -133,7 +133,7 @@ def test_build_writes_html_with_tables_and_images_and_a_csv(points):
         assert mpimg.imread(io.BytesIO(files[name]), format="png").shape[0] > 100
     assert "| seed 1 | seed 2 | seed 3 |" in files["report.md"]
     assert "![Pareto front](pareto.png)" in files["report.md"]
-    assert files["points.csv"].splitlines()[0].startswith("energy_kwh,run_name,")
+    assert files["points.csv"].splitlines()[0].startswith("energy_j,run_name,")
     assert len(files["points.csv"].splitlines()) == 1 + len(points)
 
 

@@ -17,36 +17,36 @@ TEACHER, KD, SCRATCH, Q, PRUNE, PQ = 4e-5, 5e-5, 3e-5, 1e-6, 2e-5, 5e-7
 def metrics() -> dict:
     """Stage metrics in the layout the stages write (optimize: one block per derived model)."""
     return {
-        "train": {"energy": {"energy_kwh": TEACHER}},
+        "train": {"energy": {"energy_j": TEACHER}},
         "distill": {
-            "student_kd": {"energy_kwh": KD},
-            "student_scratch": {"energy_kwh": SCRATCH},
+            "student_kd": {"energy_j": KD},
+            "student_scratch": {"energy_j": SCRATCH},
         },
         "optimize": {
-            "energy": {"energy_kwh": 1.0},  # the whole stage: never charged to one model
-            "student_kd_int8": {"energy_kwh": Q},
-            "student_kd_pruned": {"energy_kwh": PRUNE},
-            "student_kd_pruned_int8": {"energy_kwh": PQ},
+            "energy": {"energy_j": 1.0},  # the whole stage: never charged to one model
+            "student_kd_int8": {"energy_j": Q},
+            "student_kd_pruned": {"energy_j": PRUNE},
+            "student_kd_pruned_int8": {"energy_j": PQ},
         },
     }
 
 
 def test_energy_to_obtain_follows_the_lineage(metrics):
     def obtain(name):
-        return energy_to_obtain(name, metrics)["obtain_kwh"]
+        return energy_to_obtain(name, metrics)["obtain_j"]
 
     assert obtain("teacher") == TEACHER and obtain("student_scratch") == SCRATCH
     assert obtain("student_kd") == pytest.approx(TEACHER + KD)
     assert obtain("student_kd_int8") == pytest.approx(TEACHER + KD + Q)
     assert obtain("student_kd_pruned") == pytest.approx(TEACHER + KD + PRUNE)
     assert obtain("student_kd_pruned_int8") == pytest.approx(TEACHER + KD + PRUNE + PQ)
-    assert energy_to_obtain("student_kd_pruned_int8", metrics)["own_kwh"] == PQ
+    assert energy_to_obtain("student_kd_pruned_int8", metrics)["own_j"] == PQ
 
 
 def test_unknown_upstream_energy_makes_the_total_unknown(metrics):
     del metrics["optimize"]["student_kd_pruned"]
-    assert energy_to_obtain("student_kd_pruned_int8", metrics)["obtain_kwh"] is None
-    assert energy_to_obtain("student_kd_int8", metrics)["obtain_kwh"] == pytest.approx(
+    assert energy_to_obtain("student_kd_pruned_int8", metrics)["obtain_j"] is None
+    assert energy_to_obtain("student_kd_int8", metrics)["obtain_j"] == pytest.approx(
         TEACHER + KD + Q
     )
 
@@ -100,7 +100,7 @@ def test_targets_compare_the_candidate_with_the_teacher():
             teacher={
                 "accuracy": 0.99,
                 "params": 1000,
-                "energy_per_1k_kwh": 4e-7,
+                "energy_per_1k_j": 4e-7,
                 "latency_p50_ms": 0.4,
                 "latency_batch_p50_ms": 2.0,
             },
@@ -108,7 +108,7 @@ def test_targets_compare_the_candidate_with_the_teacher():
             student_kd_pruned_int8={
                 "accuracy": 0.97,
                 "params": 90,
-                "energy_per_1k_kwh": 1e-7,
+                "energy_per_1k_j": 1e-7,
                 "latency_p50_ms": 0.2,
                 "latency_batch_p50_ms": None,
             },
@@ -145,9 +145,9 @@ def test_distillation_charges_the_teacher_to_the_kd_student(metrics):
     }
     (row,) = distillation_rows(model_rows(metrics, 0))
     assert row["accuracy_gain"] == pytest.approx(0.005)
-    assert row["kd_own_kwh"] == KD and row["teacher_kwh"] == pytest.approx(TEACHER)
-    assert row["kd_obtain_kwh"] == pytest.approx(TEACHER + KD)
-    assert row["extra_kwh"] == pytest.approx(TEACHER + KD - SCRATCH)
+    assert row["kd_own_j"] == KD and row["teacher_j"] == pytest.approx(TEACHER)
+    assert row["kd_obtain_j"] == pytest.approx(TEACHER + KD)
+    assert row["extra_j"] == pytest.approx(TEACHER + KD - SCRATCH)
 
 
 def test_flag_names_the_batch_size_as_an_integer_even_from_mlflow_floats():

@@ -103,30 +103,30 @@ def test_apple_silicon_cpu_part_is_the_cpu():
 # --- EnergyReading -------------------------------------------------------------------------
 
 
-def _reading(energy_kwh: float, duration_s: float) -> EnergyReading:
+def _reading(energy_j: float, duration_s: float) -> EnergyReading:
     return EnergyReading(
-        energy_kwh, energy_kwh / 2, 0.0, energy_kwh / 2, 1e-6, duration_s, 10.0, 0.0, 5.0
+        energy_j, energy_j / 2, 0.0, energy_j / 2, 1e-6, duration_s, 10.0, 0.0, 5.0
     )
 
 
 def test_power_mean_is_energy_over_duration():
-    assert _reading(1e-3, 3.6).power_mean_w == pytest.approx(1000.0)
-    assert _reading(2e-6, 0.5).power_mean_w == pytest.approx(2e-6 * 3.6e6 / 0.5)
+    assert _reading(3600.0, 3.6).power_mean_w == pytest.approx(1000.0)
+    assert _reading(2e-6, 0.5).power_mean_w == pytest.approx(2e-6 / 0.5)
     assert _reading(1e-3, 0.0).power_mean_w == 0.0
 
 
 def test_as_metrics_adds_power_mean():
-    m = _reading(1e-3, 3.6).as_metrics()
+    m = _reading(3600.0, 3.6).as_metrics()
     assert m["power_mean_w"] == pytest.approx(1000.0)
-    assert m["energy_kwh"] == 1e-3 and m["duration_s"] == 3.6 and m["ram_power_w"] == 5.0
+    assert m["energy_j"] == 3600.0 and m["duration_s"] == 3.6 and m["ram_power_w"] == 5.0
 
 
 def test_of_parts_adds_the_parts_and_derives_their_mean_powers():
-    r = EnergyReading.of_parts({"cpu": 1e-5, "gpu": 0.0, "ram": 2e-5}, 1.5e-6, 3.6, "process")
-    assert r.energy_kwh == pytest.approx(3e-5)
-    assert (r.cpu_kwh, r.ram_kwh, r.gpu_kwh) == (1e-5, 2e-5, 0.0)
+    r = EnergyReading.of_parts({"cpu": 36.0, "gpu": 0.0, "ram": 72.0}, 1.5e-6, 3.6, "process")
+    assert r.energy_j == pytest.approx(108.0)
+    assert (r.cpu_j, r.ram_j, r.gpu_j) == (36.0, 72.0, 0.0)
     assert r.cpu_power_w == pytest.approx(10.0) and r.ram_power_w == pytest.approx(20.0)
-    assert (r.emissions_kg, r.duration_s, r.tracking_mode) == (1.5e-6, 3.6, "process")
+    assert (r.emissions_g, r.duration_s, r.tracking_mode) == (1.5e-6, 3.6, "process")
     assert EnergyReading.of_parts({"cpu": 1e-5, "gpu": 0, "ram": 0}, 0, 0.0, "x").cpu_power_w == 0
 
 
@@ -146,7 +146,7 @@ def _busy(seconds: float) -> float:
 def _covered_s(r) -> float:
     """The seconds a reading's RAM energy covers: CodeCarbon models RAM as a constant power
     here, so RAM energy / RAM power is a clock of the span the figure really covers."""
-    return r.ram_kwh * 3.6e6 / r.ram_power_w
+    return r.ram_j / r.ram_power_w
 
 
 def test_stage_energy_covers_its_whole_span_tasks_gaps_and_all():
@@ -184,10 +184,10 @@ def test_stage_energy_covers_its_whole_span_tasks_gaps_and_all():
         assert _covered_s(task) == pytest.approx(task.duration_s, rel=0.01), name
     rest = meter.outside_tasks(total)
     assert rest.duration_s > 1.5  # the gaps and the work between tasks
-    for key in ("energy_kwh", "cpu_kwh", "ram_kwh", "duration_s", "emissions_kg"):
+    for key in ("energy_j", "cpu_j", "ram_j", "duration_s", "emissions_g"):
         parts = sum(getattr(t, key) for t in meter.tasks.values()) + getattr(rest, key)
         assert parts == pytest.approx(getattr(total, key), rel=1e-9), key
-    assert rest.energy_kwh > 0 and all(t.energy_kwh > 0 for t in meter.tasks.values())
+    assert rest.energy_j > 0 and all(t.energy_j > 0 for t in meter.tasks.values())
     src = meter.sources()
     assert src["cpu"].startswith(("measured:", "estimated:")), src
     assert set(src) == {"cpu", "gpu", "ram"}
@@ -203,7 +203,9 @@ def test_a_short_span_is_measured_whole():
     _busy(0.04)
     reading = meter.stop()
     assert reading is not None and reading.ram_power_w > 0
-    covered_s = reading.ram_kwh * 3.6e6 / reading.ram_power_w
+    ram = next(h for h in meter._tracker._hardware if type(h).__name__ == "RAM")
+    # joules: CodeCarbon's modelled RAM watts x the span, not its kWh figure unconverted
+    covered_s = reading.ram_j / ram.total_power().W
     assert covered_s == pytest.approx(reading.duration_s, rel=0.2), (covered_s, reading)
 
 
@@ -272,5 +274,5 @@ def test_process_mode_counts_a_child_that_lived_between_two_samples():
     if cpu._mode != "cpu_load":
         pytest.skip(f"CPU measured by {cpu._mode}, not by process CPU time")
     # CodeCarbon's process model: power = TDP x CPU seconds / (wall seconds x cores)
-    expected_kwh = cpu._tdp * 1.0 / cpu._cpu_count / 3.6e6
-    assert reading.cpu_kwh == pytest.approx(expected_kwh, rel=0.25), (reading, expected_kwh)
+    expected_j = cpu._tdp * 1.0 / cpu._cpu_count
+    assert reading.cpu_j == pytest.approx(expected_j, rel=0.25), (reading, expected_j)

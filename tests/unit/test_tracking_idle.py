@@ -20,35 +20,35 @@ def _base(mode: str = "machine", **over) -> IdleBaseline:
         cpu_power_std_w=0.1,
         gpu_power_std_w=0.0,
         ram_power_std_w=0.0,
-        seconds=5.0,
+        window_s=5.0,
         samples=10,
         tracking_mode=mode,
         host=idle.socket.gethostname(),
         machine_cpu_percent=3.0,
-        measured_at=time.time(),
+        measured_at_unix_s=time.time(),
     )
     return IdleBaseline(**{**fields, **over})
 
 
 def _reading(cpu_w: float, ram_w: float, seconds: float, mode: str = "machine") -> EnergyReading:
-    cpu, ram = cpu_w * seconds / 3.6e6, ram_w * seconds / 3.6e6
+    cpu, ram = cpu_w * seconds, ram_w * seconds
     return EnergyReading(cpu + ram, cpu, 0.0, ram, 0.0, seconds, cpu_w, 0.0, ram_w, mode)
 
 
 def test_active_energy_is_gross_minus_idle_power_times_duration_per_component():
     act = _base().active(_reading(cpu_w=12.0, ram_w=20.0, seconds=36.0))
-    assert act["active_cpu_kwh"] == pytest.approx(10.0 * 36 / 3.6e6)
-    assert act["active_ram_kwh"] == 0.0
-    assert act["active_energy_kwh"] == pytest.approx(act["active_cpu_kwh"])
+    assert act["active_cpu_j"] == pytest.approx(10.0 * 36)
+    assert act["active_ram_j"] == 0.0
+    assert act["active_energy_j"] == pytest.approx(act["active_cpu_j"])
 
 
 def test_active_energy_never_goes_below_zero():
     act = _base().active(_reading(cpu_w=1.0, ram_w=19.0, seconds=10.0))
     assert act == {
-        "active_cpu_kwh": 0.0,
-        "active_gpu_kwh": 0.0,
-        "active_ram_kwh": 0.0,
-        "active_energy_kwh": 0.0,
+        "active_cpu_j": 0.0,
+        "active_gpu_j": 0.0,
+        "active_ram_j": 0.0,
+        "active_energy_j": 0.0,
     }
 
 
@@ -61,7 +61,7 @@ def test_a_real_quiet_window_measures_the_modelled_ram_power():
     """CodeCarbon models RAM as a constant power here: the window must find it, with almost
     no spread, and the CPU at or above zero."""
     base = idle.measure("FRA", "machine", seconds=1.5)
-    assert base.samples >= 3 and base.seconds == pytest.approx(1.5, abs=0.6)
+    assert base.samples >= 3 and base.window_s == pytest.approx(1.5, abs=0.6)
     assert base.ram_power_w > 0 and base.ram_power_std_w < 0.05 * base.ram_power_w
     assert base.cpu_power_w >= 0 and base.power_w == pytest.approx(
         base.cpu_power_w + base.ram_power_w + base.gpu_power_w
@@ -84,7 +84,7 @@ def test_the_baseline_is_reused_per_host_and_mode_until_it_is_too_old(tmp_path, 
     assert calls == ["machine", "process"]
     path = next(tmp_path.glob("idle-*-machine.json"))
     raw = json.loads(path.read_text())
-    raw["measured_at"] -= 7200
+    raw["measured_at_unix_s"] -= 7200
     path.write_text(json.dumps(raw))
     idle.baseline("FRA", "machine", 5.0, max_age_s=3600)  # too old: measured again
     assert calls == ["machine", "process", "machine"]

@@ -20,12 +20,12 @@ def store(tmp_path, monkeypatch):
 
 def _energy(kwh: float, mode: str = "machine", run_id: str = "old-run") -> dict:
     return {
-        "energy_kwh": kwh,
-        "cpu_kwh": kwh / 4,
-        "gpu_kwh": 0.0,
-        "ram_kwh": kwh * 3 / 4,
-        "active_energy_kwh": kwh / 10,
-        "emissions_kg": kwh * 0.05,
+        "energy_j": kwh,
+        "cpu_j": kwh / 4,
+        "gpu_j": 0.0,
+        "ram_j": kwh * 3 / 4,
+        "active_energy_j": kwh / 10,
+        "emissions_g": kwh * 0.05,
         "duration_s": kwh * 1e5,
         "tracking_mode": mode,
         "source": {"cpu": "estimated:cpu_load", "gpu": "absent", "ram": "estimated:ram"},
@@ -57,21 +57,21 @@ def test_spent_total_is_the_sum_of_the_children_and_inherited_is_apart(store):
     }
     totals = ledger.reconcile(store, parent, blocks, {"train@torch": "restored"})
     children = _children(store, parent)
-    spent_sum = sum(c.data.metrics.get("energy_kwh", 0.0) for c in children)
-    assert totals["spent"]["energy_kwh"] == pytest.approx(spent_sum) == pytest.approx(4e-5)
-    assert totals["inherited"]["energy_kwh"] == pytest.approx(4e-5 + 1e-7)
+    spent_sum = sum(c.data.metrics.get("energy_j", 0.0) for c in children)
+    assert totals["spent"]["energy_j"] == pytest.approx(spent_sum) == pytest.approx(4e-5)
+    assert totals["inherited"]["energy_j"] == pytest.approx(4e-5 + 1e-7)
     inherited = {c.info.run_name: c for c in children if c.data.tags.get(ledger.TAG_INHERITED)}
     assert sorted(inherited) == ["prepare", "train@torch"]
     train = inherited["train@torch"]
     assert train.data.tags["greenpipe.how"] == "restored"
     assert train.data.tags["greenpipe.inherited_from"] == "teacher-run"
-    assert train.data.metrics["inherited_energy_kwh"] == 4e-5
-    assert "energy_kwh" not in train.data.metrics  # spent nothing
+    assert train.data.metrics["inherited_energy_j"] == 4e-5
+    assert "energy_j" not in train.data.metrics  # spent nothing
     p = store.client.get_run(parent).data
-    assert p.metrics["spent/energy_kwh"] == pytest.approx(4e-5)
-    assert p.metrics["spent/cpu_energy_kwh"] == pytest.approx(1e-5)
+    assert p.metrics["spent/energy_j"] == pytest.approx(4e-5)
+    assert p.metrics["spent/cpu_energy_j"] == pytest.approx(1e-5)
     assert p.metrics["spent/stages"] == 2
-    assert p.metrics["inherited/energy_kwh"] == pytest.approx(4e-5 + 1e-7)
+    assert p.metrics["inherited/energy_j"] == pytest.approx(4e-5 + 1e-7)
     assert p.metrics["train/torch/val_acc"] == 0.98  # the recorded figures, for comparisons
     assert p.tags["greenpipe.inherited_stages"] == "prepare,train@torch"
     assert p.tags["greenpipe.totals_refused"] == "-"
@@ -91,8 +91,8 @@ def test_reconciling_again_adds_nothing_and_a_stage_that_ran_since_is_no_longer_
         (c.info.run_name, c.data.tags.get(ledger.TAG_INHERITED)) for c in _children(store, parent)
     )
     assert names == [("report", None), ("train@torch", "true")]
-    assert totals["spent"]["energy_kwh"] == pytest.approx(2e-6)
-    assert totals["inherited"]["energy_kwh"] == pytest.approx(4e-5)
+    assert totals["spent"]["energy_j"] == pytest.approx(2e-6)
+    assert totals["inherited"]["energy_j"] == pytest.approx(4e-5)
 
 
 def test_figures_of_two_modes_are_never_added(store):
@@ -103,9 +103,9 @@ def test_figures_of_two_modes_are_never_added(store):
         "prepare": [{"energy": _energy(1e-7, mode="process")}],
     }
     totals = ledger.reconcile(store, parent, blocks)
-    assert "inherited" not in totals and totals["spent"]["energy_kwh"] == pytest.approx(3e-5)
+    assert "inherited" not in totals and totals["spent"]["energy_j"] == pytest.approx(3e-5)
     p = store.client.get_run(parent).data
-    assert "inherited/energy_kwh" not in p.metrics
+    assert "inherited/energy_j" not in p.metrics
     assert "mix CodeCarbon modes ['machine', 'process']" in p.tags["greenpipe.totals_refused"]
 
 
@@ -119,7 +119,7 @@ def test_an_inherited_stage_whose_outputs_dvc_has_since_replaced_is_inherited_an
     )
     (child,) = _children(store, parent)
     assert child.data.tags["greenpipe.inherited_from"] == "b"
-    assert child.data.metrics["inherited_energy_kwh"] == 6e-5
-    assert totals["inherited"]["energy_kwh"] == pytest.approx(6e-5)
+    assert child.data.metrics["inherited_energy_j"] == 6e-5
+    assert totals["inherited"]["energy_j"] == pytest.approx(6e-5)
     p = store.client.get_run(parent).data
-    assert p.metrics["train/torch/energy/energy_kwh"] == 6e-5
+    assert p.metrics["train/torch/energy/energy_j"] == 6e-5

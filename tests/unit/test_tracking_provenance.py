@@ -136,7 +136,7 @@ def test_verify_separates_measurements_from_results():
     from greenpipe.verify import Verdict, compare_metrics, is_measurement
 
     for key in (
-        "energy.energy_kwh",
+        "energy.energy_j",
         "models.teacher.latency_p50_ms",
         "resources.peak_rss_mb",
         "models.teacher.throughput_sps",
@@ -146,10 +146,10 @@ def test_verify_separates_measurements_from_results():
     for key in ("models.teacher.accuracy", "removed.train.duplicate", "size_bytes", "ratio"):
         assert not is_measurement(key), key
     v = Verdict()
-    recorded = {"accuracy": 0.9, "energy": {"energy_kwh": 1e-6}}
-    compare_metrics("m.json", recorded, [{"accuracy": 0.9, "energy": {"energy_kwh": 3e-6}}], v)
-    assert v.ok and v.spread["m.json:energy.energy_kwh"] == [1e-6, 3e-6]
-    compare_metrics("m.json", recorded, [{"accuracy": 0.8, "energy": {"energy_kwh": 1e-6}}], v)
+    recorded = {"accuracy": 0.9, "energy": {"energy_j": 1e-6}}
+    compare_metrics("m.json", recorded, [{"accuracy": 0.9, "energy": {"energy_j": 3e-6}}], v)
+    assert v.ok and v.spread["m.json:energy.energy_j"] == [1e-6, 3e-6]
+    compare_metrics("m.json", recorded, [{"accuracy": 0.8, "energy": {"energy_j": 1e-6}}], v)
     assert not v.ok and "accuracy" in v.mismatches[0]
 
 

@@ -72,8 +72,8 @@ def energy_per_1k(
     min_seconds: float = 2.0,
     active: Callable[[Any], float | None] | None = None,
 ) -> dict[str, Any]:
-    """kWh per 1,000 inferences, from a CodeCarbon task around a timed inference loop; with
-    `active` (reading -> active kWh above idle) also the active kWh per 1,000.
+    """J per 1,000 inferences, from a CodeCarbon task around a timed inference loop; with
+    `active` (reading -> active J above idle) also the active J per 1,000.
 
     The loop runs at least `n` inferences and at least `min_seconds`, so the tracker sees
     enough of the run to sample power; the energy is then divided by the inferences done.
@@ -86,37 +86,37 @@ def energy_per_1k(
                 done += len(xb)
     reading = box.get("reading")
     if reading is None:
-        return {"inferences": done, "energy_per_1k_kwh": None}
+        return {"inferences": done, "energy_per_1k_j": None}
     act = active(reading) if active is not None else None
     return {
         "inferences": done,
-        "energy_per_1k_kwh": reading.energy_kwh / done * 1000,
-        "active_energy_per_1k_kwh": act / done * 1000 if act is not None else None,
-        "energy_loop_kwh": reading.energy_kwh,
+        "energy_per_1k_j": reading.energy_j / done * 1000,
+        "active_energy_per_1k_j": act / done * 1000 if act is not None else None,
+        "energy_loop_j": reading.energy_j,
         "energy_loop_s": reading.duration_s,
     }
 
 
 def summarize_energy(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Repeats of `energy_per_1k` -> the mean kWh per 1,000 inferences and its spread (sample
+    """Repeats of `energy_per_1k` -> the mean J per 1,000 inferences and its spread (sample
     std, min, max) over the repeats that were measured, with the loops' totals."""
-    vals = np.array([r["energy_per_1k_kwh"] for r in runs if r["energy_per_1k_kwh"] is not None])
+    vals = np.array([r["energy_per_1k_j"] for r in runs if r["energy_per_1k_j"] is not None])
     out: dict[str, Any] = {
         "inferences": sum(r["inferences"] for r in runs),
         "energy_repeats": len(vals),
-        "energy_per_1k_kwh": float(vals.mean()) if len(vals) else None,
+        "energy_per_1k_j": float(vals.mean()) if len(vals) else None,
     }
-    act = [r.get("active_energy_per_1k_kwh") for r in runs]
+    act = [r.get("active_energy_per_1k_j") for r in runs]
     if act and all(a is not None for a in act):
-        out["active_energy_per_1k_kwh"] = float(np.mean(act))
-        out["active_energy_per_1k_std_kwh"] = float(np.std(act, ddof=1)) if len(act) > 1 else 0.0
+        out["active_energy_per_1k_j"] = float(np.mean(act))
+        out["active_energy_per_1k_std_j"] = float(np.std(act, ddof=1)) if len(act) > 1 else 0.0
     if len(vals):
         out.update(
             {
-                "energy_per_1k_std_kwh": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
-                "energy_per_1k_min_kwh": float(vals.min()),
-                "energy_per_1k_max_kwh": float(vals.max()),
-                "energy_loop_kwh": float(sum(r.get("energy_loop_kwh", 0.0) for r in runs)),
+                "energy_per_1k_std_j": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+                "energy_per_1k_min_j": float(vals.min()),
+                "energy_per_1k_max_j": float(vals.max()),
+                "energy_loop_j": float(sum(r.get("energy_loop_j", 0.0) for r in runs)),
                 "energy_loop_s": float(sum(r.get("energy_loop_s", 0.0) for r in runs)),
             }
         )
@@ -133,7 +133,7 @@ def energy_rounds(
     min_seconds: float = 2.0,
     active: Callable[[Any], float | None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """kWh per 1,000 inferences of several models, measured in `repeats` rounds that take the
+    """J per 1,000 inferences of several models, measured in `repeats` rounds that take the
     models in turn (A, B, C, A, B, C, ...), each loop its own CodeCarbon task `<name>#<i>`.
 
     Interleaving makes a drift in background load (another process starting, thermal

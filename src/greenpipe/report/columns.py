@@ -25,7 +25,7 @@ def _mean_std(mean: str, std: str, fmt: str = "{:.3e}"):
 
 
 def _gross_active(gross: str, active: str, fmt: str = "{:.3e}"):
-    """ "gross / active" (kWh), or why there is no figure."""
+    """ "gross / active" (J), or why there is no figure."""
 
     def show(row: dict) -> str:
         if row.get("mixed_modes") and row.get(gross) is None:
@@ -61,33 +61,33 @@ MODEL_COLS: list[Column] = [
     ("memory_inference_peak_mb", "inference peak (MiB)", "{:.1f}"),
     (
         "energy_per_1k",
-        "kWh / 1k inferences",
-        _mean_std("energy_per_1k_kwh", "energy_per_1k_std_kwh"),
+        "J / 1k inferences",
+        _mean_std("energy_per_1k_j", "energy_per_1k_std_j"),
     ),
     (
         "active_per_1k",
-        "active kWh / 1k",
-        _mean_std("active_energy_per_1k_kwh", "active_energy_per_1k_std_kwh"),
+        "active J / 1k",
+        _mean_std("active_energy_per_1k_j", "active_energy_per_1k_std_j"),
     ),
-    ("train_kwh", "own training kWh", "{:.3e}"),
-    ("obtain", "kWh to obtain (gross / active)", _gross_active("obtain_kwh", "obtain_active_kwh")),
+    ("train_j", "own training J", "{:.3e}"),
+    ("obtain", "J to obtain (gross / active)", _gross_active("obtain_j", "obtain_active_j")),
     (
         "data",
-        "data stages kWh, shared (gross / active)",
-        _gross_active("data_kwh", "data_active_kwh"),
+        "data stages J, shared (gross / active)",
+        _gross_active("data_j", "data_active_j"),
     ),
-    ("total", "total kWh (gross / active)", _gross_active("total_kwh", "total_active_kwh")),
+    ("total", "total J (gross / active)", _gross_active("total_j", "total_active_j")),
     ("flag", "flag", "{}"),
 ]
 STAGE_COLS: list[Column] = [
     ("stage", "stage", "{}"),
-    ("energy_kwh", "energy (kWh)", "{:.3e}"),
-    ("active_energy_kwh", "active (kWh)", "{:.3e}"),
+    ("energy_j", "energy (J)", "{:.3e}"),
+    ("active_energy_j", "active (J)", "{:.3e}"),
     ("tracking_mode", "mode", "{}"),
-    ("cpu_kwh", "CPU (kWh)", "{:.3e}"),
-    ("gpu_kwh", "GPU (kWh)", "{:.3e}"),
-    ("ram_kwh", "RAM (kWh)", "{:.3e}"),
-    ("emissions_kg", "kgCO2e", "{:.3e}"),
+    ("cpu_j", "CPU (J)", "{:.3e}"),
+    ("gpu_j", "GPU (J)", "{:.3e}"),
+    ("ram_j", "RAM (J)", "{:.3e}"),
+    ("emissions_g", "gCO2e", "{:.3e}"),
     ("duration_s", "duration (s)", "{:.1f}"),
     ("source", "how measured", "{}"),
 ]
@@ -100,7 +100,7 @@ OPTIMIZATION_COLS: list[Column] = [
     ("accuracy", "accuracy", _before_after("accuracy", "{:.4f}")),
     ("latency_p50_ms", "p50 batch 1 (ms)", _before_after("latency_p50_ms", "{:.3f}")),
     ("latency_batch_p50_ms", "p50 batch (ms)", _before_after("latency_batch_p50_ms", "{:.3f}")),
-    ("energy_per_1k_kwh", "kWh / 1k", _before_after("energy_per_1k_kwh", "{:.2e}")),
+    ("energy_per_1k_j", "J / 1k", _before_after("energy_per_1k_j", "{:.2e}")),
     ("flag", "verdict", "{}"),
 ]
 TARGET_COLS: list[Column] = [
@@ -117,11 +117,11 @@ DISTILL_COLS: list[Column] = [
     ("kd_accuracy", "KD accuracy", "{:.4f}"),
     ("scratch_accuracy", "scratch accuracy", "{:.4f}"),
     ("accuracy_gain", "KD - scratch", "{:+.4f}"),
-    ("kd_own_kwh", "KD own kWh", "{:.3e}"),
-    ("teacher_kwh", "teacher kWh charged", "{:.3e}"),
-    ("kd_obtain_kwh", "KD kWh to obtain", "{:.3e}"),
-    ("scratch_obtain_kwh", "scratch kWh to obtain", "{:.3e}"),
-    ("extra_kwh", "extra kWh for KD", "{:+.3e}"),
+    ("kd_own_j", "KD own J", "{:.3e}"),
+    ("teacher_j", "teacher J charged", "{:.3e}"),
+    ("kd_obtain_j", "KD J to obtain", "{:.3e}"),
+    ("scratch_obtain_j", "scratch J to obtain", "{:.3e}"),
+    ("extra_j", "extra J for KD", "{:+.3e}"),
 ]
 
 POINT_COLS: list[Column] = [
@@ -133,9 +133,9 @@ POINT_COLS: list[Column] = [
     ("accuracy", "accuracy", "{:.4f}"),
     ("accuracy_ci", "accuracy CI", _interval("accuracy_ci_low", "accuracy_ci_high")),
     ("params", "params", "{:,.0f}"),
-    ("obtain", "kWh to obtain (gross / active)", _gross_active("obtain_kwh", "obtain_active_kwh")),
-    ("energy_per_1k_kwh", "kWh / 1k inferences", "{:.3e}"),
-    ("total", "total kWh (gross / active)", _gross_active("total_kwh", "total_active_kwh")),
+    ("obtain", "J to obtain (gross / active)", _gross_active("obtain_j", "obtain_active_j")),
+    ("energy_per_1k_j", "J / 1k inferences", "{:.3e}"),
+    ("total", "total J (gross / active)", _gross_active("total_j", "total_active_j")),
     ("pareto", "Pareto", lambda r: "yes" if r.get("pareto") else ""),
     ("flag", "flag", "{}"),
 ]
@@ -147,10 +147,10 @@ COMPRESSION_COLS: list[Column] = [
     ("setting", "compression", "{}"),
     ("ratio", "ratio", "{:.2f}x"),
     ("train_samples", "train samples", "{:,.0f}"),
-    ("compress_kwh", "kWh to compress", "{:.3e}"),
+    ("compress_j", "J to compress", "{:.3e}"),
     ("accuracy", "teacher accuracy", "{:.4f}"),
     ("accuracy_change_pts", "vs uncompressed (pt)", "{:+.2f}"),
-    ("train_kwh", "teacher training kWh", "{:.3e}"),
+    ("train_j", "teacher training J", "{:.3e}"),
     ("verdict", "verdict", "{}"),
 ]
 KD_SEED_COLS: list[Column] = [

@@ -85,9 +85,9 @@ def compression_rows(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "setting": setting(p.get("run_params") or {}),
             "ratio": p["compress_ratio"],
             "train_samples": p.get("compress_train_samples"),
-            "compress_kwh": p.get("compress_kwh"),
+            "compress_j": p.get("compress_j"),
             "accuracy": p.get("accuracy"),
-            "train_kwh": p.get("train_kwh"),
+            "train_j": p.get("train_j"),
             "accuracy_change_pts": None,
             "verdict": "no uncompressed run of this configuration to compare with",
         }

@@ -1,9 +1,9 @@
 """The cross-run report (`greenpipe report`): a Pareto front of accuracy against energy over
 every model of every run, accuracy over seeds, and all points, as HTML, Markdown, PNG and CSV.
 
-Energy axes (`ENERGY`): "train" = kWh to obtain the model (its training plus everything
+Energy axes (`ENERGY`): "train" = J to obtain the model (its training plus everything
 upstream: the teacher for distilled students, pruning and quantization for optimized ones);
-"inference" = kWh per 1,000 inferences; "total" = to obtain + `total_inferences` inferences;
+"inference" = J per 1,000 inferences; "total" = to obtain + `total_inferences` inferences;
 "active" = the same total, of active energy (above the idle baseline). The front ranks by
 the one chosen; the tables show gross and active side by side.
 """
@@ -22,15 +22,15 @@ from greenpipe.report.render import Table, html_page, markdown
 from greenpipe.report.seeds import accuracy_by_seed, describe, kd_against_scratch, seed_groups
 
 ENERGY = {
-    "train": ("obtain_kwh", "energy to obtain the model (kWh, training + upstream)"),
-    "inference": ("energy_per_1k_kwh", "energy per 1,000 inferences (kWh)"),
-    "total": ("total_kwh", "total energy (kWh): to obtain + report.total_inferences inferences"),
+    "train": ("obtain_j", "energy to obtain the model (J, training + upstream)"),
+    "inference": ("energy_per_1k_j", "energy per 1,000 inferences (J)"),
+    "total": ("total_j", "total energy (J): to obtain + report.total_inferences inferences"),
     "active": (
-        "total_active_kwh",
-        "total active energy (kWh above idle): to obtain + report.total_inferences inferences",
+        "total_active_j",
+        "total active energy (J above idle): to obtain + report.total_inferences inferences",
     ),
 }
-SPLIT = {"obtain": ["obtain_kwh", "obtain_active_kwh"], "total": ["total_kwh", "total_active_kwh"]}
+SPLIT = {"obtain": ["obtain_j", "obtain_active_j"], "total": ["total_j", "total_active_j"]}
 CSV_KEYS = [k for c, _, _ in col.POINT_COLS if c != "accuracy_ci" for k in SPLIT.get(c, [c])] + [
     "accuracy_ci_low",
     "accuracy_ci_high",
@@ -40,17 +40,17 @@ CSV_KEYS = [k for c, _, _ in col.POINT_COLS if c != "accuracy_ci" for k in SPLIT
 
 
 def with_front(points: list[dict[str, Any]], energy: str) -> list[dict[str, Any]]:
-    """The points with `energy_kwh` (the chosen axis) and `pareto` (non-dominated) set."""
+    """The points with `energy_j` (the chosen axis) and `pareto` (non-dominated) set."""
     key = ENERGY[energy][0]
     on = pareto_front([(p.get("accuracy"), p.get(key)) for p in points])
     return [
-        {**p, "energy_kwh": p.get(key), "pareto": flag} for p, flag in zip(points, on, strict=True)
+        {**p, "energy_j": p.get(key), "pareto": flag} for p, flag in zip(points, on, strict=True)
     ]
 
 
 def points_csv(points: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["energy_kwh", *CSV_KEYS], extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=["energy_j", *CSV_KEYS], extrasaction="ignore")
     writer.writeheader()
     writer.writerows(points)
     return buf.getvalue()
@@ -87,8 +87,8 @@ def _run_name(points: list[dict], run_id: str) -> str:
 
 def _tables(points: list[dict], energy: str) -> tuple[list[Table], list[int], list[dict]]:
     seed_tables, seeds, by_seed = _seed_tables(points)
-    front = sorted((p for p in points if p["pareto"]), key=lambda p: p["energy_kwh"])
-    front_cols = [*col.POINT_COLS[:6], ("energy_kwh", ENERGY[energy][1], "{:.3e}")]
+    front = sorted((p for p in points if p["pareto"]), key=lambda p: p["energy_j"])
+    front_cols = [*col.POINT_COLS[:6], ("energy_j", ENERGY[energy][1], "{:.3e}")]
     tables = [
         Table(f"Pareto front (energy = {energy})", front, [*front_cols, ("flag", "flag", "{}")]),
         *seed_tables,

@@ -2,7 +2,7 @@
 
 Beside the student trained from scratch with the same architecture, initial weights and
 budget, the KD student's "energy to obtain" is its own distillation plus the teacher's
-training (kWh), so distillation is worth it only if its accuracy gain pays for both.
+training (J), so distillation is worth it only if its accuracy gain pays for both.
 """
 
 from __future__ import annotations
@@ -11,28 +11,28 @@ from typing import Any
 
 
 def distillation_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per backend: KD student against the scratch student (accuracy, kWh own, kWh charged
-    for the teacher, kWh to obtain, and the differences KD - scratch)."""
+    """Per backend: KD student against the scratch student (accuracy, J own, J charged
+    for the teacher, J to obtain, and the differences KD - scratch)."""
     by = {(r["model"], r.get("backend", "")): r for r in rows}
     out = []
     for backend in sorted({r.get("backend", "") for r in rows}):
         kd, scratch = by.get(("student_kd", backend)), by.get(("student_scratch", backend))
         if kd is None or scratch is None:
             continue
-        teacher_kwh = None
-        if kd.get("obtain_kwh") is not None and kd.get("train_kwh") is not None:
-            teacher_kwh = kd["obtain_kwh"] - kd["train_kwh"]
+        teacher_j = None
+        if kd.get("obtain_j") is not None and kd.get("train_j") is not None:
+            teacher_j = kd["obtain_j"] - kd["train_j"]
         out.append(
             {
                 "backend": backend,
                 "kd_accuracy": kd.get("accuracy"),
                 "scratch_accuracy": scratch.get("accuracy"),
                 "accuracy_gain": _diff(kd.get("accuracy"), scratch.get("accuracy")),
-                "kd_own_kwh": kd.get("train_kwh"),
-                "teacher_kwh": teacher_kwh,
-                "kd_obtain_kwh": kd.get("obtain_kwh"),
-                "scratch_obtain_kwh": scratch.get("obtain_kwh"),
-                "extra_kwh": _diff(kd.get("obtain_kwh"), scratch.get("obtain_kwh")),
+                "kd_own_j": kd.get("train_j"),
+                "teacher_j": teacher_j,
+                "kd_obtain_j": kd.get("obtain_j"),
+                "scratch_obtain_j": scratch.get("obtain_j"),
+                "extra_j": _diff(kd.get("obtain_j"), scratch.get("obtain_j")),
             }
         )
     return out

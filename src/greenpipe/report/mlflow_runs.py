@@ -68,7 +68,7 @@ def compression_of(metrics: dict[str, float]) -> dict[str, float | None]:
     return {
         "compress_ratio": metrics.get("compress/ratio"),
         "compress_train_samples": metrics.get("compress/samples_kept/train"),
-        "compress_kwh": metrics.get("compress/energy/energy_kwh"),
+        "compress_j": metrics.get("compress/energy/energy_j"),
     }
 
 

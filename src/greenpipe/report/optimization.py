@@ -19,7 +19,7 @@ COMPARED = (
     "accuracy",
     "latency_p50_ms",
     "latency_batch_p50_ms",
-    "energy_per_1k_kwh",
+    "energy_per_1k_j",
     "memory_peak_rss_mb",
 )
 

@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from greenpipe.report.compression import TARGET_RATIO  # noqa: E402
 
 PANELS = (
-    ("obtain_kwh", "energy to obtain the model (kWh)"),
-    ("energy_per_1k_kwh", "energy per 1,000 inferences (kWh)"),
+    ("obtain_j", "energy to obtain the model (J)"),
+    ("energy_per_1k_j", "energy per 1,000 inferences (J)"),
 )
 
 
@@ -54,17 +54,17 @@ def _png(fig) -> bytes:
 
 
 def pareto_png(points: list[dict], xlabel: str) -> bytes:
-    """Accuracy against `energy_kwh` (log scale) for every point: non-dominated points
+    """Accuracy against `energy_j` (log scale) for every point: non-dominated points
     (`pareto` true) coloured by model and joined by the front's staircase, the others grey;
     marker by backend."""
     fig, ax = plt.subplots(figsize=(9, 5.5))
     models = sorted({p["model"] for p in points if p.get("pareto")})
     colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
-    usable = [p for p in points if p.get("energy_kwh") and p.get("accuracy") is not None]
+    usable = [p for p in points if p.get("energy_j") and p.get("accuracy") is not None]
     for p in usable:
         on = bool(p.get("pareto"))
         ax.scatter(
-            p["energy_kwh"],
+            p["energy_j"],
             p["accuracy"],
             marker=MARKERS.get(p.get("backend"), "^"),
             s=60 if on else 25,
@@ -72,10 +72,10 @@ def pareto_png(points: list[dict], xlabel: str) -> bytes:
             edgecolors="black" if on else "none",
             zorder=3 if on else 2,
         )
-    front = sorted((p for p in usable if p.get("pareto")), key=lambda p: p["energy_kwh"])
+    front = sorted((p for p in usable if p.get("pareto")), key=lambda p: p["energy_j"])
     if front:
         ax.step(
-            [p["energy_kwh"] for p in front],
+            [p["energy_j"] for p in front],
             [p["accuracy"] for p in front],
             where="post",
             color="black",
@@ -122,10 +122,10 @@ def compression_png(rows: list[dict]) -> bytes:
     by backend, point area by the teacher's training energy; each point labelled."""
     fig, ax = plt.subplots(figsize=(9, 5))
     usable = [r for r in rows if r.get("ratio") and r.get("accuracy") is not None]
-    energies = [r["train_kwh"] for r in usable if r.get("train_kwh")]
+    energies = [r["train_j"] for r in usable if r.get("train_j")]
     top = max(energies) if energies else 1.0
     for r in usable:
-        area = 30 + 270 * (r["train_kwh"] / top) if r.get("train_kwh") else 30
+        area = 30 + 270 * (r["train_j"] / top) if r.get("train_j") else 30
         ax.scatter(
             r["ratio"],
             r["accuracy"],
@@ -146,6 +146,6 @@ def compression_png(rows: list[dict]) -> bytes:
     ax.set_ylabel("teacher test accuracy")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower left")
-    ax.set_title("Dataset compression: downstream accuracy (marker area: teacher training kWh)")
+    ax.set_title("Dataset compression: downstream accuracy (marker area: teacher training J)")
     fig.tight_layout()
     return _png(fig)

@@ -55,8 +55,8 @@ def _window(name: str, metrics: dict[str, dict]) -> dict | None:
     return found if isinstance(found, dict) else None
 
 
-def own_energy(name: str, metrics: dict[str, dict], key: str = "energy_kwh") -> float | None:
-    """kWh (`key`: gross energy_kwh or active_energy_kwh) of the window that made `name`."""
+def own_energy(name: str, metrics: dict[str, dict], key: str = "energy_j") -> float | None:
+    """J (`key`: gross energy_j or active_energy_j) of the window that made `name`."""
     window = _window(name, metrics)
     return None if window is None else window.get(key)
 
@@ -70,21 +70,21 @@ def modes_of(stages: list[str], metrics: dict[str, dict]) -> set[str]:
     }
 
 
-def data_energy(metrics: dict[str, dict], key: str = "energy_kwh") -> float | None:
-    """kWh of the data stages (prepare, clean, augment, compress), shared by every model."""
+def data_energy(metrics: dict[str, dict], key: str = "energy_j") -> float | None:
+    """J of the data stages (prepare, clean, augment, compress), shared by every model."""
     parts = [_get(metrics, s, "energy", key) for s in DATA_STAGES if s in metrics]
     return sum(parts) if parts and all(p is not None for p in parts) else None
 
 
 def energy_to_obtain(name: str, metrics: dict[str, dict]) -> dict[str, Any]:
-    """kWh spent to obtain a model: its own window plus those of the models it comes from.
+    """J spent to obtain a model: its own window plus those of the models it comes from.
 
     One boundary for every model: the window from building (or loading) the model to its
     saved file, training included (teacher: train; students: their distill fit; derived
     models: their optimize step). The distilled student is charged the teacher's window,
     int8 and pruned models that of the student they come from. Stage set-up and evaluation
     are outside every window (each stage's `outside_tasks`); the data stages, shared by all
-    models, are the separate `data_kwh`. Gross and active (above idle) energy are given;
+    models, are the separate `data_j`. Gross and active (above idle) energy are given;
     None if a part is unknown, or if the parts were measured in different CodeCarbon modes
     (`mixed_modes` then names them).
     """
@@ -96,8 +96,8 @@ def energy_to_obtain(name: str, metrics: dict[str, dict]) -> dict[str, Any]:
     modes = modes_of(stages, metrics)
     out: dict[str, Any] = {"mixed_modes": ",".join(sorted(modes)) if len(modes) > 1 else None}
     for key, own_key, total_key in (
-        ("energy_kwh", "own_kwh", "obtain_kwh"),
-        ("active_energy_kwh", "own_active_kwh", "obtain_active_kwh"),
+        ("energy_j", "own_j", "obtain_j"),
+        ("active_energy_j", "own_active_j", "obtain_active_j"),
     ):
         parts = [own_energy(n, metrics, key) for n in chain]
         out[own_key] = parts[0]
@@ -125,7 +125,7 @@ SPEED_KEYS = (
     "memory_peak_rss_mb",
     "memory_inference_peak_mb",
     "size_bytes",
-    "energy_per_1k_std_kwh",
+    "energy_per_1k_std_j",
     "energy_repeats",
 )
 
@@ -134,23 +134,23 @@ def model_rows(metrics: dict[str, dict], total_inferences: int) -> list[dict[str
     """One row per evaluated model, with quality, size, speed, memory and energy (gross and
     active: to obtain, per 1,000 inferences, and in total with `total_inferences`)."""
     rows = []
-    data_kwh, data_active = data_energy(metrics), data_energy(metrics, "active_energy_kwh")
+    data_j, data_active = data_energy(metrics), data_energy(metrics, "active_energy_j")
     for name, m in (_get(metrics, "evaluate", "models") or {}).items():
         e = energy_to_obtain(name, metrics)
         row = {"model": name, "backend": m.get("backend", ""), "source": source_of(name)}
         row.update({k: m.get(k) for k in (*QUALITY_KEYS, *SPEED_KEYS)})
         row["size_kb"] = m["size_bytes"] / 1024 if m.get("size_bytes") is not None else None
-        per_1k, act_1k = m.get("energy_per_1k_kwh"), m.get("active_energy_per_1k_kwh")
+        per_1k, act_1k = m.get("energy_per_1k_j"), m.get("active_energy_per_1k_j")
         row.update(
-            energy_per_1k_kwh=per_1k,
-            active_energy_per_1k_kwh=act_1k,
-            train_kwh=e["own_kwh"],
-            obtain_kwh=e["obtain_kwh"],
-            obtain_active_kwh=e["obtain_active_kwh"],
-            total_kwh=_total(e["obtain_kwh"], per_1k, total_inferences),
-            total_active_kwh=_total(e["obtain_active_kwh"], act_1k, total_inferences),
-            data_kwh=data_kwh,
-            data_active_kwh=data_active,
+            energy_per_1k_j=per_1k,
+            active_energy_per_1k_j=act_1k,
+            train_j=e["own_j"],
+            obtain_j=e["obtain_j"],
+            obtain_active_j=e["obtain_active_j"],
+            total_j=_total(e["obtain_j"], per_1k, total_inferences),
+            total_active_j=_total(e["obtain_active_j"], act_1k, total_inferences),
+            data_j=data_j,
+            data_active_j=data_active,
             mixed_modes=e["mixed_modes"],
         )
         rows.append(row)
@@ -182,16 +182,16 @@ def stage_rows(metrics: dict[str, dict]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "stage": stage,
-                "energy_kwh": e.get("energy_kwh"),
-                "active_energy_kwh": e.get("active_energy_kwh"),
+                "energy_j": e.get("energy_j"),
+                "active_energy_j": e.get("active_energy_j"),
                 "idle_power_w": idle.get("power_w"),
                 "idle_cpu_power_std_w": idle.get("cpu_power_std_w"),
                 "idle_seconds": idle.get("seconds"),
                 "tracking_mode": e.get("tracking_mode", "machine"),
-                "cpu_kwh": e.get("cpu_kwh"),
-                "gpu_kwh": e.get("gpu_kwh"),
-                "ram_kwh": e.get("ram_kwh"),
-                "emissions_kg": e.get("emissions_kg"),
+                "cpu_j": e.get("cpu_j"),
+                "gpu_j": e.get("gpu_j"),
+                "ram_j": e.get("ram_j"),
+                "emissions_g": e.get("emissions_g"),
                 "duration_s": e.get("duration_s"),
                 "source": ", ".join(f"{k}={v}" for k, v in src.items() if v != "absent"),
             }

@@ -26,18 +26,23 @@ from typing import Any
 
 MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "windows_emi", "apple_powermetrics"}
 PARTS = ("cpu", "gpu", "ram")
+# CodeCarbon counts kWh and kgCO2e; greenpipe stores J and gCO2e, so that a stage's figures
+# keep their significant digits at DVC's default precision (5 decimals)
+J_PER_KWH = 3.6e6
+G_PER_KG = 1000.0
 
 
 @dataclass
 class EnergyReading:
-    """What CodeCarbon reported for one span of work. Energies in kWh, power in W (the mean
-    over the span: energy / duration), emissions in kgCO2e, duration in s (wall clock)."""
+    """What CodeCarbon reported for one span of work. Energies in J (joules; CodeCarbon's
+    kWh x 3.6e6), power in W (the mean over the span: energy / duration), emissions in gCO2e
+    (CodeCarbon's kg x 1000), duration in s (wall clock)."""
 
-    energy_kwh: float
-    cpu_kwh: float
-    gpu_kwh: float
-    ram_kwh: float
-    emissions_kg: float
+    energy_j: float
+    cpu_j: float
+    gpu_j: float
+    ram_j: float
+    emissions_g: float
     duration_s: float
     cpu_power_w: float
     gpu_power_w: float
@@ -47,7 +52,7 @@ class EnergyReading:
     @property
     def power_mean_w(self) -> float:
         """Mean electrical power over the span: energy / duration."""
-        return self.energy_kwh * 3.6e6 / self.duration_s if self.duration_s > 0 else 0.0
+        return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
 
     def as_metrics(self) -> dict[str, Any]:
         d = asdict(self)
@@ -56,19 +61,19 @@ class EnergyReading:
 
     @classmethod
     def of_parts(
-        cls, parts: dict[str, float], emissions_kg: float, duration_s: float, tracking_mode: str
+        cls, parts: dict[str, float], emissions_g: float, duration_s: float, tracking_mode: str
     ) -> EnergyReading:
-        """A reading from its per-part energies (kWh), with the mean powers they imply."""
+        """A reading from its per-part energies (J), with the mean powers they imply."""
 
-        def watts(kwh: float) -> float:
-            return kwh * 3.6e6 / duration_s if duration_s > 0 else 0.0
+        def watts(joules: float) -> float:
+            return joules / duration_s if duration_s > 0 else 0.0
 
         return cls(
-            energy_kwh=sum(parts[p] for p in PARTS),
-            cpu_kwh=parts["cpu"],
-            gpu_kwh=parts["gpu"],
-            ram_kwh=parts["ram"],
-            emissions_kg=emissions_kg,
+            energy_j=sum(parts[p] for p in PARTS),
+            cpu_j=parts["cpu"],
+            gpu_j=parts["gpu"],
+            ram_j=parts["ram"],
+            emissions_g=emissions_g,
             duration_s=duration_s,
             cpu_power_w=watts(parts["cpu"]),
             gpu_power_w=watts(parts["gpu"]),
@@ -79,18 +84,18 @@ class EnergyReading:
 
 @dataclass(frozen=True)
 class Sample:
-    """The tracker's cumulative totals at one instant (perf_counter seconds; kWh; kgCO2e)."""
+    """The tracker's cumulative totals at one instant (perf_counter seconds; J; gCO2e)."""
 
     t: float
-    cpu_kwh: float
-    gpu_kwh: float
-    ram_kwh: float
-    emissions_kg: float
+    cpu_j: float
+    gpu_j: float
+    ram_j: float
+    emissions_g: float
 
     def minus(self, start: Sample, tracking_mode: str) -> EnergyReading:
         """The window from `start` to this sample."""
-        parts = {p: getattr(self, f"{p}_kwh") - getattr(start, f"{p}_kwh") for p in PARTS}
-        emissions = self.emissions_kg - start.emissions_kg
+        parts = {p: getattr(self, f"{p}_j") - getattr(start, f"{p}_j") for p in PARTS}
+        emissions = self.emissions_g - start.emissions_g
         return EnergyReading.of_parts(parts, emissions, max(self.t - start.t, 0.0), tracking_mode)
 
 
@@ -251,10 +256,10 @@ class EnergyMeter:
         data = tr._prepare_emissions_data()
         return Sample(
             tr._last_measured_time,  # the instant CodeCarbon's totals are counted up to
-            float(data.cpu_energy),
-            float(data.gpu_energy),
-            float(data.ram_energy),
-            float(data.emissions),
+            float(data.cpu_energy) * J_PER_KWH,
+            float(data.gpu_energy) * J_PER_KWH,
+            float(data.ram_energy) * J_PER_KWH,
+            float(data.emissions) * G_PER_KG,
         )
 
     def sample(self) -> Sample:
@@ -311,7 +316,7 @@ class EnergyMeter:
 
     def _note_gpu(self, reading: EnergyReading) -> None:
         if any(type(h).__name__ == "GPU" for h in self._tracker._hardware or []):
-            self._gpu_advanced = bool(self._gpu_advanced) or reading.gpu_kwh > 0
+            self._gpu_advanced = bool(self._gpu_advanced) or reading.gpu_j > 0
 
     @contextlib.contextmanager
     def task(self, name: str) -> Iterator[dict[str, EnergyReading]]:
@@ -336,9 +341,9 @@ class EnergyMeter:
         def rest(key: str) -> float:
             return getattr(total, key) - sum(getattr(r, key) for r in done)
 
-        parts = {p: rest(f"{p}_kwh") for p in PARTS}
+        parts = {p: rest(f"{p}_j") for p in PARTS}
         return EnergyReading.of_parts(
-            parts, rest("emissions_kg"), rest("duration_s"), self.tracking_mode
+            parts, rest("emissions_g"), rest("duration_s"), self.tracking_mode
         )
 
     def sources(self) -> dict[str, str]:

@@ -38,12 +38,12 @@ class IdleBaseline:
     cpu_power_std_w: float
     gpu_power_std_w: float
     ram_power_std_w: float
-    seconds: float
+    window_s: float
     samples: int
     tracking_mode: str
     host: str
     machine_cpu_percent: float
-    measured_at: float
+    measured_at_unix_s: float
 
     @property
     def power_w(self) -> float:
@@ -52,11 +52,11 @@ class IdleBaseline:
     def as_metrics(self) -> dict[str, Any]:
         d = asdict(self)
         d["power_w"] = self.power_w
-        d["age_s"] = max(time.time() - self.measured_at, 0.0)
+        d["age_s"] = max(time.time() - self.measured_at_unix_s, 0.0)
         return d
 
     def active(self, reading: EnergyReading) -> dict[str, float]:
-        """Active energy (kWh) of a span: per component max(0, gross - idle power x duration),
+        """Active energy (J) of a span: per component max(0, gross - idle power x duration),
         and their sum. A span in another CodeCarbon mode than the baseline is refused."""
         if reading.tracking_mode != self.tracking_mode:
             raise ValueError(
@@ -65,9 +65,9 @@ class IdleBaseline:
             )
         out = {}
         for p in PARTS:
-            idle_kwh = getattr(self, f"{p}_power_w") * reading.duration_s / 3.6e6
-            out[f"active_{p}_kwh"] = max(getattr(reading, f"{p}_kwh") - idle_kwh, 0.0)
-        out["active_energy_kwh"] = sum(out[f"active_{p}_kwh"] for p in PARTS)
+            idle_j = getattr(self, f"{p}_power_w") * reading.duration_s
+            out[f"active_{p}_j"] = max(getattr(reading, f"{p}_j") - idle_j, 0.0)
+        out["active_energy_j"] = sum(out[f"active_{p}_j"] for p in PARTS)
         return out
 
 
@@ -101,12 +101,12 @@ def measure(
         cpu_power_std_w=spread["cpu"],
         gpu_power_std_w=spread["gpu"],
         ram_power_std_w=spread["ram"],
-        seconds=whole.duration_s,
+        window_s=whole.duration_s,
         samples=len(powers["cpu"]),
         tracking_mode=tracking_mode,
         host=socket.gethostname(),
         machine_cpu_percent=float(psutil.cpu_percent(interval=None)),
-        measured_at=time.time(),
+        measured_at_unix_s=time.time(),
     )
 
 
@@ -129,7 +129,7 @@ def load_cached(tracking_mode: str, max_age_s: float) -> IdleBaseline | None:
         base = IdleBaseline(**{k: raw[k] for k in IdleBaseline.__dataclass_fields__})
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    fresh = 0 <= time.time() - base.measured_at <= max_age_s
+    fresh = 0 <= time.time() - base.measured_at_unix_s <= max_age_s
     ours = base.host == socket.gethostname() and base.tracking_mode == tracking_mode
     return base if fresh and ours else None
 

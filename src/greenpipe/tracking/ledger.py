@@ -5,7 +5,7 @@ this run *spent*) or ran none: up to date in dvc.lock, or restored by DVC from i
 run-cache. A stage that ran no code gets a child run tagged `greenpipe.inherited=true` whose
 figures are those recorded by the run that produced its outputs (named in its metrics file's
 `energy.record`), under `inherited_*` keys, so that the spent total is exactly the sum of
-the children's `energy_kwh`. The parent carries both totals (`spent/...`, `inherited/...`,
+the children's `energy_j`. The parent carries both totals (`spent/...`, `inherited/...`,
 per component), and every stage's recorded metrics as `<stage>/<backend>/<key path>`.
 
 Figures measured in different CodeCarbon modes are never added: such a total is refused
@@ -24,17 +24,17 @@ from greenpipe.tracking import runs
 
 TAG_INHERITED = "greenpipe.inherited"
 TAG_MODE = "energy.tracking_mode"
-# child-run metric keys that add up across stages (kWh, kgCO2e, s)
+# child-run metric keys that add up across stages (J, gCO2e, s)
 TOTAL_KEYS = (
-    "energy_kwh",
-    "cpu_energy_kwh",
-    "gpu_energy_kwh",
-    "ram_energy_kwh",
-    "active_energy_kwh",
-    "active_cpu_energy_kwh",
-    "active_gpu_energy_kwh",
-    "active_ram_energy_kwh",
-    "emissions_kg",
+    "energy_j",
+    "cpu_energy_j",
+    "gpu_energy_j",
+    "ram_energy_j",
+    "active_energy_j",
+    "active_cpu_energy_j",
+    "active_gpu_energy_j",
+    "active_ram_energy_j",
+    "emissions_g",
     "duration_s",
 )
 
@@ -49,12 +49,12 @@ def numeric(flat: dict[str, Any]) -> dict[str, float]:
 
 def figures(energy: dict[str, Any]) -> dict[str, float]:
     """A stage's energy block as child-run metrics: its top-level numbers, with component
-    energies named `<part>_energy_kwh` (cpu_kwh -> cpu_energy_kwh, active_cpu_kwh ->
-    active_cpu_energy_kwh) and idle power as `idle_<key>`."""
+    energies named `<part>_energy_j` (cpu_j -> cpu_energy_j, active_cpu_j ->
+    active_cpu_energy_j) and idle power as `idle_<key>`."""
     out = {}
     for k, v in numeric(energy).items():
-        if k.endswith("_kwh") and k not in ("energy_kwh", "active_energy_kwh"):
-            k = k.replace("_kwh", "_energy_kwh")
+        if k.endswith("_j") and k not in ("energy_j", "active_energy_j"):
+            k = k.replace("_j", "_energy_j")
         out[k] = v
     idle = energy.get("idle")
     if isinstance(idle, dict):
@@ -168,7 +168,7 @@ def reconcile(
     spent_rows = [
         (c.data.tags.get(TAG_MODE, "unknown"), c.data.metrics)
         for c in spent
-        if "energy_kwh" in c.data.metrics
+        if "energy_j" in c.data.metrics
     ]
     totals, reasons, metrics = {}, [], {}
     for label, rows in (("spent", spent_rows), ("inherited", inherited_rows)):

@@ -40,13 +40,13 @@ class NullMeter:
 
 
 def span_figures(reading: EnergyReading | None, base: IdleBaseline | None) -> dict[str, Any]:
-    """A window's gross energy (kWh) per component, its active energy (kWh, above the idle
-    baseline), emissions (kgCO2e) and duration (s); None for what was not measured."""
-    keys = ("energy_kwh", "cpu_kwh", "gpu_kwh", "ram_kwh", "emissions_kg", "duration_s")
+    """A window's gross energy (J) per component, its active energy (J, above the idle
+    baseline), emissions (gCO2e) and duration (s); None for what was not measured."""
+    keys = ("energy_j", "cpu_j", "gpu_j", "ram_j", "emissions_g", "duration_s")
     if reading is None:
-        return {**dict.fromkeys(keys), "active_energy_kwh": None}
+        return {**dict.fromkeys(keys), "active_energy_j": None}
     out: dict[str, Any] = {k: getattr(reading, k) for k in keys}
-    out["active_energy_kwh"] = base.active(reading)["active_energy_kwh"] if base else None
+    out["active_energy_j"] = base.active(reading)["active_energy_j"] if base else None
     return out
 
 
@@ -70,11 +70,11 @@ class StageRun:
     def log_artifact(self, path: str | Path) -> None:
         self.artifacts.append(Path(path))
 
-    def active_kwh(self, reading: EnergyReading | None) -> float | None:
-        """Active energy (kWh above the idle baseline) of a reading, or None."""
+    def active_j(self, reading: EnergyReading | None) -> float | None:
+        """Active energy (J above the idle baseline) of a reading, or None."""
         if reading is None or self.idle is None:
             return None
-        return self.idle.active(reading)["active_energy_kwh"]
+        return self.idle.active(reading)["active_energy_j"]
 
     def figures(self, box: dict[str, EnergyReading]) -> dict[str, Any]:
         """span_figures of a `meter.task` window (what the model it made cost)."""

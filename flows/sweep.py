@@ -141,8 +141,9 @@ def run_variant(root: str, exp_name: str, set_args: list[str], env: dict) -> dic
     }
 
 
-def exp_metrics(root: Path) -> dict[str, dict[str, dict]]:
-    """{DVC experiment name: {metrics file: content}} from `dvc exp show --json`."""
+def exp_metrics(root: Path, paths: list[str]) -> dict[str, dict[str, dict]]:
+    """{DVC experiment name: {record file: content}}: the stages' records (`paths`, outs
+    with cache: false, so in git) as each experiment's commit holds them."""
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "dvc"), "exp", "show", "--json"],
         cwd=root,
@@ -152,12 +153,23 @@ def exp_metrics(root: Path) -> dict[str, dict[str, dict]]:
     )
     if proc.returncode != 0:
         return {}
+    revs = {
+        r.get("name"): r.get("rev")
+        for rev in json.loads(proc.stdout or "[]")
+        for exp in rev.get("experiments") or []
+        for r in exp.get("revs") or []
+    }
+    return {name: _records_at(root, sha, paths) for name, sha in revs.items() if sha}
+
+
+def _records_at(root: Path, sha: str, paths: list[str]) -> dict[str, dict]:
     out = {}
-    for rev in json.loads(proc.stdout or "[]"):
-        for exp in rev.get("experiments") or []:
-            for r in exp.get("revs") or []:
-                metrics = (r.get("data") or {}).get("metrics") or {}
-                out[r.get("name")] = {k: v.get("data") or {} for k, v in metrics.items()}
+    for path in paths:
+        shown = subprocess.run(
+            ["git", "show", f"{sha}:{path}"], cwd=root, capture_output=True, text=True
+        )
+        if shown.returncode == 0:
+            out[path] = json.loads(shown.stdout)
     return out
 
 
@@ -208,7 +220,8 @@ def _open_parent(store: runs.Store, raw: dict, v: Variant, sweep_id: str) -> str
 
 def _close_parents(store: runs.Store, parents, results, root_p: Path, raw: dict) -> None:
     client = store.client
-    shown = exp_metrics(root_p) if any(r["ok"] for r in results) else {}
+    records = sorted({p for s in stage_order(root_p) for p in prov.stage_metric_paths(root_p, s)})
+    shown = exp_metrics(root_p, records) if any(r["ok"] for r in results) else {}
     for r in results:
         if r["variant"] not in parents:
             continue

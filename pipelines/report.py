@@ -13,6 +13,7 @@ from greenpipe.entry import load, main_of, stage_parser
 from greenpipe.errors import GreenpipeError
 from greenpipe.report import columns as col
 from greenpipe.report.distillation import distillation_rows
+from greenpipe.report.headline import headline, models_csv
 from greenpipe.report.optimization import add_flags, optimization_rows
 from greenpipe.report.plot import accuracy_energy_png
 from greenpipe.report.render import Table, html_page, markdown
@@ -64,7 +65,7 @@ def idle_notes(stages: list[dict]) -> list[str]:
     out = [
         f"Active = gross - idle power x duration, per component, never below zero. Idle "
         f"({mode} mode): {r['idle_power_w']:.2f} W (CPU spread ± "
-        f"{r['idle_cpu_power_std_w']:.2f} W) over a {r['idle_seconds']:.1f} s quiet window."
+        f"{r['idle_cpu_power_std_w']:.2f} W) over a {r['idle_window_s']:.1f} s quiet window."
         for mode, r in sorted(seen.items())
     ]
     return out or ["No idle baseline was recorded: active energy is not available."]
@@ -134,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--md", default="reports/report.md")
     p.add_argument("--html", default="reports/report.html")
     p.add_argument("--png", default="reports/accuracy_energy.png")
+    p.add_argument("--headline", required=True, help="headline JSON (the DVC metrics)")
+    p.add_argument("--models-csv", required=True, help="one row per model, for dvc plots")
     args = p.parse_args(argv)
     params = load(args)
     cfg = params.report
@@ -149,10 +152,15 @@ def main(argv: list[str] | None = None) -> None:
         alt = "accuracy against energy"
         artifacts.write_text(args.md, markdown(cfg.title, tables, notes, [(alt, str(rel_png))]))
         artifacts.write_text(args.html, html_page(cfg.title, tables, notes, [(alt, png)]))
-        for path in (args.md, args.html, args.png):
+        totals = experiment_totals(stages)
+        top = headline(models, totals)
+        artifacts.write_json(args.headline, top)
+        artifacts.write_text(args.models_csv, models_csv(models))
+        for path in (args.md, args.html, args.png, args.headline, args.models_csv):
             run.log_artifact(path)
+        # the headline in the record too: the ledger puts it on the parent run (report/headline/...)
         run.log_metrics(
-            {"models": len(models), "stages": len(stages), "upstream": experiment_totals(stages)}
+            {"models": len(models), "stages": len(stages), "upstream": totals, "headline": top}
         )
 
 

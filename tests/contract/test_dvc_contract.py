@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from greenpipe.config import Params, load_params
+from greenpipe.tracking import provenance as prov
 
 ROOT = Path(__file__).resolve().parents[2]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
@@ -113,11 +114,26 @@ def test_every_entry_point_is_a_stage():
     assert scripts == {s.split("@")[0] for s in STAGES}
 
 
-def test_stage_metrics_file_is_named_after_stage():
+def test_stage_record_is_named_after_stage_and_is_an_uncached_out():
+    """Each stage's record (figures + energy block) is an out with cache: false, so that
+    `dvc exp show` compares the headline only; the report's headline is the only metric."""
     for stage, spec in STAGES.items():
         name, _, backend = stage.partition("@")
         want = f"metrics/models/{backend}/{name}.json" if backend else f"metrics/{name}.json"
-        assert want in _paths(spec.get("metrics"))
+        entry = next(e for e in spec["outs"] if isinstance(e, dict) and want in e)
+        assert entry[want].get("cache") is False, f"{stage}: {want} must set cache: false"
+        assert want not in _paths(spec.get("metrics")), f"{stage}: {want} is a record"
+        assert want in prov.stage_metric_paths(ROOT, stage)
+    metrics = [p for spec in STAGES.values() for p in _paths(spec.get("metrics"))]
+    assert metrics == ["reports/headline.json"]
+
+
+def test_top_level_plots_read_the_models_table():
+    """`dvc plots diff` draws accuracy against energy across experiments from the report's
+    one-row-per-model CSV, which the report stage declares as its plot."""
+    plot_files = {f for p in DVC["plots"] for spec in p.values() for f in spec["y"]}
+    assert "reports/models.csv" in plot_files
+    assert "reports/models.csv" in _paths(STAGES["report"].get("plots"))
 
 
 def test_per_framework_stages_pass_their_backend():

@@ -53,3 +53,18 @@ def test_only_runs_of_gone_processes_are_killed():
     killed = runs.reconcile_stale_runs(client, "0")
     assert sorted(killed) == ["dead", "reused"]
     assert client.terminated == {"dead": "KILLED", "reused": "KILLED"}
+
+
+def test_experiments_open_in_the_model_training_view(tmp_path, monkeypatch):
+    """MLflow 3 shows an experiment without mlflow.experimentKind in its GenAI view: a new
+    experiment gets the tag, and one made before greenpipe set it gets it when reopened."""
+    monkeypatch.chdir(tmp_path)
+    tracking = SimpleNamespace(mlflow_uri="sqlite:///mlflow.db", artifact_dir="mlartifacts")
+    store = runs.open_store(tracking, "fresh", tmp_path)
+    exp = store.client.get_experiment(store.exp_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    old_id = store.client.create_experiment("older", artifact_location=tmp_path.as_uri())
+    assert "mlflow.experimentKind" not in store.client.get_experiment(old_id).tags
+    assert runs.open_store(tracking, "older", tmp_path).exp_id == old_id
+    tags = store.client.get_experiment(old_id).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"

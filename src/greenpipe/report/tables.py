@@ -186,7 +186,7 @@ def stage_rows(metrics: dict[str, dict]) -> list[dict[str, Any]]:
                 "active_energy_j": e.get("active_energy_j"),
                 "idle_power_w": idle.get("power_w"),
                 "idle_cpu_power_std_w": idle.get("cpu_power_std_w"),
-                "idle_seconds": idle.get("seconds"),
+                "idle_window_s": idle.get("window_s"),
                 "tracking_mode": e.get("tracking_mode", "machine"),
                 "cpu_j": e.get("cpu_j"),
                 "gpu_j": e.get("gpu_j"),

@@ -149,9 +149,15 @@ def stage_hashes(root: Path, stage: str) -> dict[str, str]:
     return out
 
 
+RECORDS = "metrics/"  # a stage's record: the JSON output it writes under this folder
+
+
 def stage_metric_paths(root: Path, stage: str) -> list[str]:
-    """The stage's metrics files as dvc.yaml lists them (repo-relative)."""
-    return paths_of(stage_spec(root, stage).get("metrics"))
+    """The stage's record files (repo-relative): its outputs under metrics/ as dvc.yaml lists
+    them (outs with cache: false; the DVC metrics are the report's small headline)."""
+    spec = stage_spec(root, stage)
+    paths = paths_of(spec.get("outs")) + paths_of(spec.get("metrics"))
+    return [p for p in paths if p.startswith(RECORDS) and p.endswith(".json")]
 
 
 def stage_metric_files(root: Path, stage: str) -> list[Path]:

@@ -97,21 +97,31 @@ class RetryingClient:
         return call
 
 
+# MLflow 3 opens an experiment in its GenAI view (traces, prompts) unless this tag says it is
+# model training; greenpipe's experiments then open on their runs table
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def ensure_experiment(client, name: str, artifact_root: Path) -> str:
-    """The experiment's id, creating it with an explicit artifact location if needed."""
+    """The experiment's id, creating it with an explicit artifact location if needed; marked
+    as model training (EXPERIMENT_KIND), an experiment made before that included."""
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        if exp.lifecycle_stage == "deleted":
-            client.restore_experiment(exp.experiment_id)
-        return exp.experiment_id
-    artifact_root.mkdir(parents=True, exist_ok=True)
-    try:
-        return client.create_experiment(name, artifact_location=artifact_root.resolve().as_uri())
-    except Exception:  # created concurrently by another process
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+    if exp is None:
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        try:
+            uri = artifact_root.resolve().as_uri()
+            exp_id = client.create_experiment(name, artifact_location=uri, tags=EXPERIMENT_KIND)
+            return exp_id
+        except Exception:  # created concurrently by another process
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    for key, value in EXPERIMENT_KIND.items():
+        if exp.tags.get(key) != value:
+            client.set_experiment_tag(exp.experiment_id, key, value)
+    return exp.experiment_id
 
 
 @dataclass(frozen=True)

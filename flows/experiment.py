@@ -19,19 +19,18 @@ from prefect.states import Completed
 
 from greenpipe.artifacts import read_json
 from greenpipe.config import load_params
-from greenpipe.graph import stage_order, up_to_date
+from greenpipe.errors import StageFailed, console_without_tracebacks
+from greenpipe.graph import stage_graph, up_to_date
+from greenpipe.report import summary
 from greenpipe.tracking import ledger, runs
 from greenpipe.tracking import provenance as prov
 
+# a failed stage reaches the console as its one-line error (GREENPIPE_DEBUG=1: tracebacks);
+# at import, so that the processes `serve` starts for each flow run do the same
+console_without_tracebacks()
+
 EXIT_USAGE = 2
-
-
-class StageFailed(RuntimeError):
-    """A stage's `dvc repro` exited non-zero; `code` is its exit status."""
-
-    def __init__(self, stage: str, code: int, tail: str) -> None:
-        super().__init__(f"stage '{stage}' failed (exit {code}): {tail}")
-        self.stage, self.code = stage, code
+MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow-ui`
 
 
 def _retry_transient(task, task_run, state) -> bool:
@@ -95,12 +94,7 @@ def run_stage(stage: str, root: str, env: dict[str, str], force: bool = False):
     t0 = time.perf_counter()
     code, err_tail = _run_streaming(cmd, root, env)
     if code != 0:
-        lines = [ln for ln in err_tail.replace("\r", "\n").splitlines() if ln.strip()]
-        tail = next(
-            (ln for ln in reversed(lines) if ln.startswith("greenpipe")),
-            lines[-1] if lines else "no output",
-        )
-        raise StageFailed(stage, code, tail)
+        raise StageFailed.from_stderr(stage, err_tail, code)
     if recorded_by(Path(root), stage) != env[runs.PARENT_ENV]:
         log.info("stage %s: %s", stage, HOW["Restored"])
         return Completed(name="Restored", message=f"{stage}: {HOW['Restored']}")
@@ -126,7 +120,7 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
 
     root_p = Path(root).resolve()
     params = load_params(root_p / "params.yaml")
-    order = stage_order(root_p)
+    graph = stage_graph(root_p)
     store, parent = open_parent(root_p, params, str(flow_run.name or "local"))
     env = stage_env(parent, store.uri)
     task_opts = {
@@ -134,26 +128,54 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
         "retry_delay_seconds": params.orchestration.retry_delays() or 0,
     }
     outcome: dict[str, str] = {}
+    states: dict = {}
     status = "FAILED"
     try:
-        for stage in order:
+        for stage, upstream in graph.items():
+            # wait_for: the UI's graph draws dvc.yaml's edges (DVC still runs one at a time)
             state = run_stage.with_options(name=stage, task_run_name=stage, **task_opts)(
-                stage, str(root_p), env, force, return_state=True
+                stage,
+                str(root_p),
+                env,
+                force,
+                wait_for=[states[u] for u in upstream],
+                return_state=True,
             )
-            outcome[stage] = state.name
+            states[stage], outcome[stage] = state, state.name
             if state.is_failed():
                 state.result()  # re-raise the stage's error
         status = "FINISHED"
     finally:
         how = {s: HOW[st] for s, st in outcome.items() if st in HOW}
-        ledger.reconcile(store, parent, ledger.workspace_blocks(root_p, list(outcome)), how)
+        blocks = ledger.workspace_blocks(root_p, list(outcome))
+        ledger.reconcile(store, parent, blocks, how)
         client = store.client
         for name in ("dvc.lock", "params.yaml"):
             if (root_p / name).is_file():
                 client.log_artifact(parent, str(root_p / name))
         client.set_tag(parent, "greenpipe.stages", ",".join(f"{k}={v}" for k, v in outcome.items()))
         client.set_terminated(parent, status)
+        publish_energy(store, parent, summary.stage_rows(blocks, outcome))
     return outcome
+
+
+def mlflow_run_url(store: runs.Store, run_id: str) -> str:
+    """The parent run's page in the MLflow UI: the tracking server's own when the store is
+    one, else the address `make mlflow-ui` serves the SQLite store on."""
+    base = store.uri if store.uri.startswith(("http://", "https://")) else MLFLOW_UI
+    return f"{base.rstrip('/')}/#/experiments/{store.exp_id}/runs/{run_id}"
+
+
+def publish_energy(store: runs.Store, parent: str, rows: list[dict]) -> None:
+    """The flow run's artifact in the Prefect UI: its stages' energy and the MLflow run."""
+    from prefect.artifacts import create_markdown_artifact
+
+    url = mlflow_run_url(store, parent)
+    create_markdown_artifact(
+        markdown=summary.stage_markdown(rows, url, parent),
+        key="greenpipe-energy",
+        description="energy per stage (CodeCarbon) and the MLflow parent run",
+    )
 
 
 def serve(root: str, name: str, cron: str | None) -> None:

@@ -19,10 +19,15 @@ from prefect import flow, get_run_logger, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from greenpipe.config import validate_params
+from greenpipe.errors import console_without_tracebacks
 from greenpipe.graph import stage_order
 from greenpipe.sweep import Variant, apply, load_plan
 from greenpipe.tracking import ledger, runs
 from greenpipe.tracking import provenance as prov
+
+# a failed stage reaches the console as its one-line error (GREENPIPE_DEBUG=1: tracebacks);
+# at import, so that the processes `serve` starts for each flow run do the same
+console_without_tracebacks()
 
 TAG_SWEEP = "greenpipe.sweep"
 

@@ -37,6 +37,7 @@ def _load_flows(root: Path, module: str):
 def cmd_run(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     params = load_params(root / "params.yaml")  # a bad key fails here, before anything runs
+    check_data(params.data, root)
     from greenpipe.graph import stage_order, up_to_date
 
     order = stage_order(root)
@@ -48,6 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "(--force re-runs them all)",
             file=sys.stderr,
         )
+        print_results(root)
         return 0
     flows = _load_flows(root, "experiment")
     measure_idle(params.tracking)  # before Prefect's server starts: the window must be quiet
@@ -60,7 +62,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         "inherited, not spent)",
         file=sys.stderr,
     )
+    print_results(root)
     return 0
+
+
+def check_data(data, root: Path) -> None:
+    """data.path exists and has the shape data.source needs, before any flow starts."""
+    from greenpipe.data.sources import check_source
+
+    check_source(data.source, data.path, root)
+
+
+def print_results(root: Path) -> None:
+    """The end of a run: each model's accuracy and energy, and where to look next."""
+    from greenpipe.report import summary
+    from greenpipe.tracking import provenance as prov
+
+    tables = [
+        p for p in prov.paths_of(prov.stage_spec(root, "report").get("plots")) if p.endswith(".csv")
+    ]
+    rows = summary.read_models_csv(root / tables[0]) if tables else []
+    if rows:
+        print(summary.model_table(rows))
+    print(
+        "next: reports/report.html (findings, tables, plots) | dvc metrics show | "
+        "dvc exp show --only-changed | make mlflow-ui (runs table) | make prefect-ui"
+    )
 
 
 def measure_idle(tr, mode: str | None = None) -> None:
@@ -167,14 +194,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     import yaml
 
-    from greenpipe.sweep import load_plan
+    from greenpipe.config import validate_params
+    from greenpipe.sweep import apply, load_plan
 
     root = Path(args.root).resolve()
     params = load_params(root / "params.yaml")
     if args.workers < 1:
         raise UsageError("--workers must be >= 1")
     plan = Path(args.plan) if Path(args.plan).is_absolute() else root / args.plan
-    load_plan(plan, yaml.safe_load((root / "params.yaml").read_text()))  # fail before Prefect
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    _, variants = load_plan(plan, raw)  # fail before Prefect
+    for v in variants:
+        check_data(validate_params(apply(raw, v.overrides)).data, root)
     flows = _load_flows(root, "sweep")
     if args.workers > 1:
         print(
@@ -217,6 +248,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     params = load_params(root / "params.yaml")
+    check_data(params.data, root)
     api = os.environ.get("PREFECT_API_URL")
     if not api:
         raise UsageError(

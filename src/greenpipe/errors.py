@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -24,9 +26,69 @@ class DataError(GreenpipeError):
     """Input data that cannot be used: missing, empty, unreadable or of the wrong shape."""
 
 
+class StageFailed(GreenpipeError):
+    """A stage run by the flow failed: its own one-line error and exit status (2 for a
+    usage or config error, which retries cannot fix)."""
+
+    def __init__(self, stage: str, code: int, line: str) -> None:
+        super().__init__(f"stage '{stage}' failed (exit {code}): {line}")
+        self.stage, self.code = stage, code
+
+    @classmethod
+    def from_stderr(cls, stage: str, stderr_tail: str, dvc_code: int) -> StageFailed:
+        """From the tail of `dvc repro --quiet`'s stderr. DVC exits 255 for any failed stage;
+        the stage's own last line says its kind: "greenpipe config error: ..." (or usage)
+        exited 2, "greenpipe error: ..." 1; without one, DVC's code and last line."""
+        lines = [ln for ln in stderr_tail.replace("\r", "\n").splitlines() if ln.strip()]
+        line = next((ln for ln in reversed(lines) if ln.startswith("greenpipe")), None)
+        m = re.match(r"greenpipe (?:(config|usage) )?error: ", line or "")
+        if m is None:
+            return cls(stage, dvc_code, line or (lines[-1] if lines else "no output"))
+        return cls(stage, EXIT_USAGE if m.group(1) else EXIT_RUNTIME, line[m.end() :])
+
+
+def debug() -> bool:
+    """GREENPIPE_DEBUG=1: tracebacks are shown (errors and orchestrator logs)."""
+    return os.environ.get("GREENPIPE_DEBUG", "").lower() in ("1", "true", "yes")
+
+
 def exit_code_for(exc: BaseException) -> int:
-    """2 for usage and configuration problems, 1 for run-time failures."""
+    """2 for usage and configuration problems (and stages that failed with one), 1 for
+    run-time failures."""
+    if isinstance(exc, StageFailed):
+        return EXIT_USAGE if exc.code == EXIT_USAGE else EXIT_RUNTIME
     return EXIT_USAGE if isinstance(exc, ConfigError | UsageError) else EXIT_RUNTIME
+
+
+class _NoTraceback(logging.Formatter):
+    """Another formatter's output without the record's traceback or stack."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def console_without_tracebacks(handler_class: str = "PrefectConsoleHandler") -> None:
+    """The orchestrator's console log lines keep their message but lose the traceback (a
+    failed stage is already one line: its own error), unless GREENPIPE_DEBUG=1. Other
+    handlers (Prefect's API log, shown in its UI) keep the whole record."""
+    if debug():
+        return
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    for lg in loggers:
+        for h in lg.handlers:
+            if type(h).__name__ == handler_class and not isinstance(h.formatter, _NoTraceback):
+                h.setFormatter(_NoTraceback(h.formatter or logging.Formatter()))
 
 
 def one_line(exc: BaseException) -> str:
@@ -44,7 +106,7 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         print(one_line(exc), file=sys.stderr)
         sys.exit(exit_code_for(exc))
     except Exception as exc:  # anything else: still one line, traceback on request
-        if os.environ.get("GREENPIPE_DEBUG", "").lower() in ("1", "true", "yes"):
+        if debug():
             raise
         print(one_line(exc) + " (set GREENPIPE_DEBUG=1 for the traceback)", file=sys.stderr)
         sys.exit(EXIT_RUNTIME)

@@ -129,3 +129,22 @@ def test_npz_that_is_not_an_npz_is_a_data_error(tmp_path):
     path.write_text("x,y\n0.1,3\n")
     with pytest.raises(DataError):
         load_npz_images(path)
+
+
+def test_check_source_refuses_a_missing_or_wrong_data_path_before_any_stage(tmp_path):
+    from greenpipe.data.sources import check_source
+
+    check_source("digits", None, tmp_path)  # the embedded default needs no path
+    with pytest.raises(DataError, match="data.path 'inputs/none.npz' does not exist"):
+        check_source("npz", "inputs/none.npz", tmp_path)
+    (tmp_path / "inputs").mkdir()
+    np.savez(tmp_path / "inputs/ok.npz", x=np.zeros((3, 2, 2)), y=np.zeros(3))
+    check_source("npz", "inputs/ok.npz", tmp_path)  # relative to the repo root
+    check_source("npz", str(tmp_path / "inputs/ok.npz"), tmp_path / "elsewhere")
+    with pytest.raises(DataError, match="data.path 'inputs/ok.npz' is not a folder"):
+        check_source("image_folder", "inputs/ok.npz", tmp_path)
+    (tmp_path / "inputs/imgs/cat").mkdir(parents=True)
+    with pytest.raises(DataError, match="1 class folder"):
+        check_source("image_folder", "inputs/imgs", tmp_path)
+    (tmp_path / "inputs/imgs/dog").mkdir()
+    check_source("image_folder", "inputs/imgs", tmp_path)

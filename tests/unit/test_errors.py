@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import logging
+
 import pytest
 
 from greenpipe.config import ConfigError
-from greenpipe.errors import DataError, GreenpipeError, UsageError, one_line, run_main
+from greenpipe.errors import (
+    DataError,
+    GreenpipeError,
+    StageFailed,
+    UsageError,
+    console_without_tracebacks,
+    exit_code_for,
+    one_line,
+    run_main,
+)
 
 
 def _raising(exc: BaseException):
@@ -88,3 +100,51 @@ def test_return_value_becomes_the_exit_code(returned, code):
 def test_one_line_falls_back_to_the_class_name():
     assert one_line(GreenpipeError("")) == "greenpipe error: GreenpipeError"
     assert one_line(ConfigError("a\n  b")) == "greenpipe config error: a b"
+
+
+@pytest.mark.parametrize(
+    "tail, code, message",
+    [
+        ("Epoch 3\rEpoch 4\ngreenpipe error: data.path 'x.npz' is empty\n", 1, "data.path 'x.npz'"),
+        ("greenpipe config error: unknown key 'train.epochz'\n", 2, "unknown key"),
+        ("Traceback ...\nKilled\n", 255, "Killed"),
+        ("", 255, "no output"),
+    ],
+)
+def test_stage_failed_takes_the_stage_line_and_its_exit_status(tail, code, message):
+    exc = StageFailed.from_stderr("prepare", tail, 255)
+    assert exc.code == code and exit_code_for(exc) == (2 if code == 2 else 1)
+    text = one_line(exc)
+    assert text.startswith(f"greenpipe error: stage 'prepare' failed (exit {code}): {message}")
+    assert text.count("greenpipe") == 1  # the stage's own prefix is not repeated
+
+
+def test_console_log_lines_lose_their_traceback_unless_debug(monkeypatch):
+    class PrefectConsoleHandler(logging.StreamHandler):  # stands in for Prefect's, by name
+        pass
+
+    class Other(logging.StreamHandler):
+        pass
+
+    console, other = PrefectConsoleHandler(io.StringIO()), Other(io.StringIO())
+    log = logging.getLogger("greenpipe-test-console")
+    for h in (console, other):
+        h.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        log.addHandler(h)
+    try:
+        console_without_tracebacks()
+        try:
+            raise StageFailed("train", 1, "out of memory")
+        except StageFailed:
+            log.error("Task run failed", exc_info=True)
+        assert console.stream.getvalue() == "ERROR Task run failed\n"
+        assert "Traceback" in other.stream.getvalue()  # other handlers keep the record whole
+        monkeypatch.setenv("GREENPIPE_DEBUG", "1")
+        fresh = PrefectConsoleHandler(io.StringIO())
+        log.addHandler(fresh)
+        console_without_tracebacks()
+        log.error("again", exc_info=(StageFailed, StageFailed("t", 1, "x"), None))
+        assert "StageFailed" in fresh.stream.getvalue()
+    finally:
+        for h in list(log.handlers):
+            log.removeHandler(h)

@@ -48,6 +48,27 @@ def load_npz_images(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
+def check_source(source: str, path: str | None, root: Path) -> None:
+    """Fail fast, before any stage or flow starts, if data.path cannot be what data.source
+    needs: an npz file, or a folder with at least two class subfolders (relative paths
+    are under the repo `root`). The contents are checked by prepare itself."""
+    if source == "digits" or path is None:
+        return
+    p = Path(path) if Path(path).is_absolute() else root / path
+    if source == "npz" and not p.is_file():
+        raise DataError(
+            f"data.path '{path}' does not exist; put the npz (arrays x and y) there or "
+            "point data.path at one (see inputs/README.md)"
+        )
+    if source == "image_folder":
+        if not p.is_dir():
+            raise DataError(
+                f"data.path '{path}' is not a folder; give a folder with one subfolder of "
+                "images per class (see inputs/README.md)"
+            )
+        _class_dirs(p)
+
+
 def read_image(path: Path, size: int, channels: int) -> np.ndarray | None:
     """One image as float32 (size, size, channels) in [0, 1], or None if it cannot be decoded
     (unreadable, truncated or not an image)."""

@@ -129,6 +129,34 @@ def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
     assert (workspace.path / "reports/accuracy_energy.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def _significant(text: str) -> int:
+    """Significant digits of a number as printed ("0.0466" -> 3, "2993.9" -> 5)."""
+    return len(text.lstrip("-").replace(".", "").lstrip("0"))
+
+
+def test_dvc_metrics_show_reads_the_headline_at_default_precision(workspace):
+    """The headline is the one DVC metrics file, and at DVC's default precision every
+    energy and emissions figure in it keeps at least 3 significant digits (J and gCO2e; in
+    kWh and kg a stage's figure printed as 2e-05 or 0.0)."""
+    proc = workspace.run("dvc", "metrics", "show")
+    head, *rows = [ln.split() for ln in proc.stdout.splitlines() if ln.strip()]
+    assert [r[0] for r in rows] == ["reports/headline.json"], proc.stdout
+    shown = dict(zip(head[1:], rows[0][1:], strict=True))
+    backends = workspace.params()["train"]["backends"]
+    for b in backends:
+        for model in ("teacher", "kd", "scratch"):
+            assert 0.5 < float(shown[f"{b}.{model}.acc"]) <= 1
+    energy = {k: v for k, v in shown.items() if k.endswith(("_j", "_g"))}
+    assert len(energy) == 2 * len(backends) + 3, sorted(shown)
+    for key, text in energy.items():
+        assert _significant(text) >= 3, (key, text)
+    # every stage's record stays readable on demand
+    proc = workspace.run("dvc", "metrics", "show", "metrics/models/torch/evaluate.json")
+    assert "models.teacher.energy_per_1k_j" in proc.stdout
+    exp = workspace.mlflow().get_experiment_by_name(workspace.params()["experiment"])
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_second_repro_and_run_do_nothing(workspace):
     before = len(workspace.runs())
     proc = workspace.run("dvc", "repro")
@@ -150,8 +178,16 @@ def test_prefect_flow_runs_changed_stages_and_caches_the_rest(workspace):
     assert f"ran {len(changed)} stage(s), {len(cached_stages)} up to date, 0 restored" in (
         proc.stderr
     )
+    # the end of the run: each model's accuracy and energy, and where to look next
+    table = proc.stdout.splitlines()
+    assert table[0].split()[:2] == ["model", "accuracy"]
+    for backend in raw["train"]["backends"]:
+        line = next(ln for ln in table if ln.startswith(f"student_kd@{backend} "))
+        assert " J" in line and "e-0" not in line
+    assert "reports/report.html" in table[-1]
     parents = [r for r in _parents(workspace.runs(), "prefect") if r.info.run_id not in known]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    _assert_flow_run_mirrors_dvc(workspace, parents[0])
     stages_tag = parents[0].data.tags["greenpipe.stages"]
     assert "prepare=Cached" in stages_tag and "report=Completed" in stages_tag
     children = _children(workspace.runs(), parents[0].info.run_id)
@@ -175,6 +211,43 @@ def test_prefect_flow_runs_changed_stages_and_caches_the_rest(workspace):
     for backend in raw["train"]["backends"]:
         locked = lock["stages"][f"evaluate@{backend}"]["params"]["params.yaml"]
         assert locked["evaluate"]["bootstrap_samples"] == raw["evaluate"]["bootstrap_samples"]
+
+
+FLOW_RUN_PROBE = """
+import asyncio, json
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import FlowRunSort
+
+async def main():
+    async with get_client() as c:
+        run = (await c.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1))[0]
+        tasks = await c.read_task_runs()
+        tasks = [t for t in tasks if t.flow_run_id == run.id]
+        names = {str(t.id): t.name for t in tasks}
+        edges = {t.name: sorted(names[str(i.id)] for i in t.task_inputs.get("wait_for", []))
+                 for t in tasks}
+        arts = await c.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["greenpipe-energy"])))
+        mine = [a.data for a in arts if a.flow_run_id == run.id]
+        print(json.dumps({"edges": edges, "artifacts": mine}))
+
+asyncio.run(main())
+"""
+
+
+def _assert_flow_run_mirrors_dvc(workspace, parent):
+    """The latest flow run's task graph has dvc.yaml's edges (each stage task waits for the
+    stages it depends on) and its artifact has the stage energy table and the MLflow run."""
+    from greenpipe.graph import stage_graph
+
+    proc = workspace.run("python", "-c", FLOW_RUN_PROBE)
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["edges"] == stage_graph(workspace.path)
+    assert len(seen["artifacts"]) == 1
+    art = seen["artifacts"][0]
+    assert f"runs/{parent.info.run_id})" in art
+    assert "| train@torch | up to date |" in art and "| report | ran |" in art
 
 
 def test_a_stage_restored_from_the_run_cache_is_recorded_as_restored(workspace):
@@ -211,15 +284,21 @@ def test_a_stage_restored_from_the_run_cache_is_recorded_as_restored(workspace):
 def test_dvc_exp_run_with_set_param_is_listed_with_metrics(workspace):
     workspace.run("git", "add", "-A")
     workspace.run("git", "commit", "-qm", "after flow")
-    workspace.run(
-        "dvc", "exp", "run", "-n", "more-bootstrap", "-S", "evaluate.bootstrap_samples=120"
-    )
+    workspace.run("dvc", "exp", "run", "-n", "alpha-half", "-S", "distill.alpha=0.5")
     shown = json.loads(workspace.run("dvc", "exp", "show", "--json").stdout)
     names = json.dumps(shown)
-    assert "more-bootstrap" in names
-    assert "energy_j" in names and "accuracy" in names
+    assert "alpha-half" in names
+    assert "obtain_j" in names and "acc" in names
+    # what the change did to accuracy and energy, at a glance: a 200-column terminal
+    table = workspace.run("dvc", "exp", "show", "--only-changed").stdout.splitlines()
+    header = next(ln for ln in table if "Experiment" in ln)
+    width = max(len(ln.rstrip()) for ln in table)
+    assert width <= 200, "\n".join(table)
+    for backend in workspace.params()["train"]["backends"]:
+        assert f"{backend}.kd.acc" in header and f"{backend}.kd.obtain_j" in header, header
+    assert "distill.alpha" in header and "total.energy_j" in header
     exp_parents = [
-        r for r in _parents(workspace.runs()) if r.data.tags.get("dvc.exp_name") == "more-bootstrap"
+        r for r in _parents(workspace.runs()) if r.data.tags.get("dvc.exp_name") == "alpha-half"
     ]
     assert len(exp_parents) == 1
     # the teacher ran no code in this experiment: inherited, so its points keep their energy
@@ -230,6 +309,9 @@ def test_dvc_exp_run_with_set_param_is_listed_with_metrics(workspace):
         assert by_name[f"train@{backend}"].data.tags["greenpipe.inherited"] == "true"
         assert "greenpipe.inherited" not in by_name[f"evaluate@{backend}"].data.tags
         assert exp_parents[0].data.metrics[f"train/{backend}/teacher/energy_j"] > 0
+        # the headline on the parent: the MLflow runs table compares experiments by it
+        assert 0.5 < exp_parents[0].data.metrics[f"report/headline/{backend}/kd/acc"] <= 1
+    assert exp_parents[0].data.metrics["report/headline/total/energy_j"] > 0
     assert exp_parents[0].data.metrics["inherited/energy_j"] > 0
 
 
@@ -301,3 +383,31 @@ def test_missing_data_path_is_one_line_runtime_error(workspace):
     assert not (workspace.path / "metrics/bad.json").exists()
     failed = [r for r in workspace.runs() if r.info.status == "FAILED"]
     assert failed and "no/such/file.npz" in failed[0].data.tags["greenpipe.error"]
+
+
+def test_a_failing_stage_reaches_the_user_as_its_one_line_error(own_workspace):
+    """A stage that fails under `greenpipe run`: its own one-line error, no traceback from
+    Prefect or Python; a data.path that does not exist stops before the flow starts. (A
+    workspace of its own: DVC removes the failing stage's outputs.)"""
+    good = own_workspace.params()
+    raw = yaml.safe_load(yaml.safe_dump(good))
+    (own_workspace.path / "inputs" / "broken.npz").write_text("not an npz")
+    try:
+        raw["data"].update({"source": "npz", "path": "inputs/broken.npz"})
+        own_workspace.write_params(raw)
+        proc = own_workspace.run("greenpipe", "run", check=False)
+        raw["data"]["path"] = "inputs/absent.npz"
+        own_workspace.write_params(raw)
+        early = own_workspace.run("greenpipe", "run", check=False)
+    finally:
+        own_workspace.write_params(good)
+        (own_workspace.path / "inputs" / "broken.npz").unlink()
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in out, out
+    last = proc.stderr.strip().splitlines()[-1]
+    if "Stopping temporary server" in last:  # Prefect's own closing line
+        last = proc.stderr.strip().splitlines()[-2]
+    assert last.startswith("greenpipe error: stage 'prepare' failed (exit 1): data.path"), out
+    assert early.returncode == 1
+    lines = [ln for ln in early.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "data.path 'inputs/absent.npz' does not exist" in lines[0]

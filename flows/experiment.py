@@ -30,7 +30,6 @@ from greenpipe.tracking import provenance as prov
 console_without_tracebacks()
 
 EXIT_USAGE = 2
-MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow-ui`
 
 
 def _retry_transient(task, task_run, state) -> bool:
@@ -159,18 +158,11 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
     return outcome
 
 
-def mlflow_run_url(store: runs.Store, run_id: str) -> str:
-    """The parent run's page in the MLflow UI: the tracking server's own when the store is
-    one, else the address `make mlflow-ui` serves the SQLite store on."""
-    base = store.uri if store.uri.startswith(("http://", "https://")) else MLFLOW_UI
-    return f"{base.rstrip('/')}/#/experiments/{store.exp_id}/runs/{run_id}"
-
-
 def publish_energy(store: runs.Store, parent: str, rows: list[dict]) -> None:
     """The flow run's artifact in the Prefect UI: its stages' energy and the MLflow run."""
     from prefect.artifacts import create_markdown_artifact
 
-    url = mlflow_run_url(store, parent)
+    url = runs.run_url(store, parent)
     create_markdown_artifact(
         markdown=summary.stage_markdown(rows, url, parent),
         key="greenpipe-energy",

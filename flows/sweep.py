@@ -21,6 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from greenpipe.config import validate_params
 from greenpipe.errors import console_without_tracebacks
 from greenpipe.graph import stage_order
+from greenpipe.report import summary
 from greenpipe.sweep import Variant, apply, load_plan
 from greenpipe.tracking import ledger, runs
 from greenpipe.tracking import provenance as prov
@@ -214,7 +215,24 @@ def sweep(plan: str, root: str = ".", workers: int = 2) -> dict:
         for r in results
     ]
     _close_parents(store, parents, results, root_p, raw)
+    publish_variants(store, sweep_id, parents, results)
     return {"sweep": sweep_id, "results": results}
+
+
+def publish_variants(store: runs.Store, sweep_id: str, parents: dict, results: list) -> None:
+    """The sweep's artifact in the Prefect UI: each variant, how it ended, its MLflow run."""
+    from prefect.artifacts import create_markdown_artifact
+
+    rows = [
+        {**r, "url": runs.run_url(store, parents[r["variant"]][0])}
+        for r in results
+        if r["variant"] in parents
+    ]
+    create_markdown_artifact(
+        markdown=summary.variant_markdown(sweep_id, rows),
+        key="greenpipe-sweep",
+        description="the sweep's variants and their MLflow parent runs",
+    )
 
 
 def _open_parent(store: runs.Store, raw: dict, v: Variant, sweep_id: str) -> str:

@@ -73,12 +73,14 @@ def test_deployment_is_scheduled_and_a_triggered_run_completes(workspace, prefec
     workspace.run("dvc", "repro")  # the served run then finds the stages cached: quick
     env = {**workspace.env, "PREFECT_API_URL": api}
     bin_dir = Path(sys.executable).parent
+    log_path = workspace.path.parent / "serve.log"
+    log = log_path.open("w")
     serving = subprocess.Popen(
         [str(bin_dir / "greenpipe"), "serve", "--cron", "0 3 * * *", "--name", "nightly"],
         cwd=workspace.path,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         dep = _wait(
@@ -96,17 +98,38 @@ def test_deployment_is_scheduled_and_a_triggered_run_completes(workspace, prefec
             f"{api}/deployments/{dep['id']}/create_flow_run", json={}, timeout=30
         ).json()
 
-        def finished():
-            state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()["state"]
+        def finished(run_id: str):
+            state = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]
             return state if state["type"] in ("COMPLETED", "FAILED", "CRASHED") else None
 
-        state = _wait(finished, 600, "the triggered flow run")
+        state = _wait(lambda: finished(run["id"]), 600, "the triggered flow run")
         assert state["type"] == "COMPLETED", state
         tasks = httpx.post(
             f"{api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [run["id"]]}}}, timeout=30
         ).json()
         assert {t["name"] for t in tasks} >= {"prepare", "train@torch", "report"}
         assert {t["state"]["name"] for t in tasks} == {"Cached"}
+        _a_failing_served_run_is_one_line(workspace, api, dep["id"], finished, log_path)
     finally:
         serving.terminate()
         serving.wait(timeout=60)
+        log.close()
+
+
+def _a_failing_served_run_is_one_line(workspace, api, dep_id, finished, log_path) -> None:
+    """A served run whose stage fails: the serve process shows that stage's one-line error,
+    Prefect's log lines without their traceback."""
+    good = workspace.params()
+    raw = {**good, "data": {**good["data"], "source": "npz", "path": "inputs/broken.npz"}}
+    (workspace.path / "inputs" / "broken.npz").write_text("not an npz")
+    workspace.write_params(raw)
+    try:
+        run = httpx.post(f"{api}/deployments/{dep_id}/create_flow_run", json={}, timeout=30)
+        state = _wait(lambda: finished(run.json()["id"]), 600, "the failing flow run")
+    finally:
+        workspace.write_params(good)
+        (workspace.path / "inputs" / "broken.npz").unlink()
+    assert state["type"] == "FAILED", state
+    out = log_path.read_text()
+    assert "stage 'prepare' failed (exit 1): data.path 'inputs/broken.npz'" in out, out[-3000:]
+    assert "Traceback" not in out, out[-5000:]

@@ -119,6 +119,10 @@ def test_failed_variant_does_not_stop_the_others(sweep_ws):
     assert "1/2 variants ok" in proc.stdout
     failed = [ln for ln in proc.stdout.splitlines() if "FAILED" in ln]
     assert len(failed) == 1 and "min_param_ratio" in failed[0]
+    assert "Traceback" not in proc.stdout + proc.stderr  # the stage's one line, no more
+    assert any(
+        ln.startswith("greenpipe error: 1 of 2 variant(s)") for ln in proc.stderr.splitlines()
+    )
     sweep_id = proc.stdout.split("sweep ", 1)[1].split(":", 1)[0]
     parents, _ = _sweep_runs(sweep_ws, sweep_id)
     assert sorted(p.info.status for p in parents) == ["FAILED", "FINISHED"]

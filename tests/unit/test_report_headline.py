@@ -79,3 +79,14 @@ def test_model_table_lines_up_each_models_accuracy_and_energy(tmp_path):
     assert lines[2].split()[:4] == ["student_kd@torch", "0.9100", "200", "J"]
     assert len({len(ln) for ln in lines}) == 1  # columns aligned
     assert summary.read_models_csv(tmp_path / "none.csv") == []
+
+
+def test_variant_markdown_links_each_variant_to_its_mlflow_run():
+    rows = [
+        {"variant": "a-1", "ok": True, "seconds": 75.0, "reason": "", "url": "http://m/1"},
+        {"variant": "b-2", "ok": False, "seconds": 3.2, "reason": "stage x\nfailed", "url": "u"},
+    ]
+    text = summary.variant_markdown("tiny-abc123", rows)
+    assert text.startswith("# greenpipe sweep tiny-abc123: 1/2 variants ok")
+    assert "| [a-1](http://m/1) | ok | 75.0 s |  |" in text
+    assert "| [b-2](u) | FAILED | 3.20 s | stage x failed |" in text

@@ -70,6 +70,29 @@ def stage_markdown(rows: list[dict[str, Any]], parent_url: str, parent_id: str) 
     )
 
 
+def variant_markdown(sweep_id: str, rows: list[dict[str, Any]]) -> str:
+    """A sweep's artifact: each variant (`variant`, `ok`, `seconds`, `reason`, `url` of its
+    MLflow parent run)."""
+    body = [
+        [
+            f"[{r['variant']}]({r['url']})",
+            "ok" if r["ok"] else "FAILED",
+            si(r.get("seconds"), "s"),
+            " ".join(str(r.get("reason") or "").split())[:200],
+        ]
+        for r in rows
+    ]
+    done = sum(1 for r in rows if r["ok"])
+    return "\n\n".join(
+        [
+            f"# greenpipe sweep {sweep_id}: {done}/{len(rows)} variants ok",
+            _md(["variant (MLflow parent run)", "status", "wall time", "reason"], body),
+            "Compare them: `dvc exp show --only-changed`, the MLflow runs table (tag "
+            f"greenpipe.sweep = '{sweep_id}') or reports/sweeps/{sweep_id}/.",
+        ]
+    )
+
+
 def read_models_csv(path: Path) -> list[dict[str, str]]:
     """The rows of the report's models.csv ([] if it is not there)."""
     if not path.is_file():

@@ -149,6 +149,16 @@ def open_store(tracking: Any, experiment: str, root: Path) -> Store:
     return Store(client, exp_id, uri)
 
 
+MLFLOW_UI = "http://127.0.0.1:5000"  # where `make mlflow-ui` serves the SQLite store
+
+
+def run_url(store: Store, run_id: str) -> str:
+    """The run's page in the MLflow UI: on the tracking server when the store is one, else
+    at the address `make mlflow-ui` serves the SQLite store on."""
+    base = store.uri if store.uri.startswith(("http://", "https://")) else MLFLOW_UI
+    return f"{base.rstrip('/')}/#/experiments/{store.exp_id}/runs/{run_id}"
+
+
 def create_parent(
     store: Store, name: str, driver: str, params_flat: dict[str, Any], tags: dict[str, str]
 ) -> str:

@@ -75,12 +75,14 @@ def check_data(data, root: Path) -> None:
 
 def print_results(root: Path) -> None:
     """The end of a run: each model's accuracy and energy, and where to look next."""
-    from greenpipe.report import summary
-    from greenpipe.tracking import provenance as prov
+    import yaml
 
-    tables = [
-        p for p in prov.paths_of(prov.stage_spec(root, "report").get("plots")) if p.endswith(".csv")
-    ]
+    from greenpipe.report import summary
+
+    # the one-row-per-model table is the file dvc.yaml's scatter plots draw
+    spec = yaml.safe_load((root / "dvc.yaml").read_text()) or {}
+    plots = [s for p in spec.get("plots") or [] for s in p.values() if isinstance(s, dict)]
+    tables = [f for s in plots if s.get("template") == "scatter" for f in s.get("y") or {}]
     rows = summary.read_models_csv(root / tables[0]) if tables else []
     if rows:
         print(summary.model_table(rows))

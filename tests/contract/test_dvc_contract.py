@@ -129,11 +129,12 @@ def test_stage_record_is_named_after_stage_and_is_an_uncached_out():
 
 
 def test_top_level_plots_read_the_models_table():
-    """`dvc plots diff` draws accuracy against energy across experiments from the report's
-    one-row-per-model CSV, which the report stage declares as its plot."""
-    plot_files = {f for p in DVC["plots"] for spec in p.values() for f in spec["y"]}
-    assert "reports/models.csv" in plot_files
-    assert "reports/models.csv" in _paths(STAGES["report"].get("plots"))
+    """`dvc plots diff` draws accuracy against energy across experiments (scatter) from the
+    report's one-row-per-model CSV, an uncached out of the report stage."""
+    scatter = [s for p in DVC["plots"] for s in p.values() if s.get("template") == "scatter"]
+    assert {s["x"] for s in scatter} >= {"obtain_j", "energy_per_1k_j"}
+    assert all(s["y"] == {"reports/models.csv": "accuracy"} for s in scatter)
+    assert "reports/models.csv" in _paths(STAGES["report"]["outs"])
 
 
 def test_per_framework_stages_pass_their_backend():

@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test lint format bench bench-sweep mlflow-ui prefect-ui clean-outputs
+.PHONY: install run test browser lint format bench bench-sweep mlflow-ui prefect-ui clean-outputs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,16 @@ run: install
 	@echo "report: reports/report.html | MLflow: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 ## test: unit, contract and end-to-end tests
-test: install
+test: install browser
 	$(BIN)/pytest -q -n auto --dist loadgroup
+
+## browser: Debian's chromium + chromium-driver for the report's browser test (root only;
+## elsewhere the test is skipped and says why)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "note: chromium and chromium-driver are missing (apt-get install chromium chromium-driver): the browser test is skipped"; fi
 
 ## bench: benchmarks that measure ratios side by side, one summary table (see benchmarks/)
 bench: install

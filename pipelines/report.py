@@ -1,7 +1,8 @@
-"""report: Markdown and HTML report of one experiment (every model with its flags, the
-efficiency targets, distillation charged with the teacher's energy, optimization before and
-after, every stage's energy) and a PNG plot of accuracy against energy; all logged to MLflow
-as artifacts."""
+"""report: Markdown and HTML report of one experiment (what it found first: the best model
+per criterion and what each technique bought; then every model's quality, speed and energy
+with its flags, the efficiency targets, distillation charged with the teacher's energy,
+optimization before and after, every stage's energy), a PNG of accuracy against energy and
+one of the energy per stage; all logged to MLflow as artifacts."""
 
 from __future__ import annotations
 
@@ -13,34 +14,36 @@ from greenpipe.entry import load, main_of, stage_parser
 from greenpipe.errors import GreenpipeError
 from greenpipe.report import columns as col
 from greenpipe.report.distillation import distillation_rows
+from greenpipe.report.findings import findings
 from greenpipe.report.headline import headline, models_csv
 from greenpipe.report.optimization import add_flags, optimization_rows
-from greenpipe.report.plot import accuracy_energy_png
-from greenpipe.report.render import Table, html_page, markdown
+from greenpipe.report.plot import accuracy_energy_png, energy_stages_png
+from greenpipe.report.render import Image, Page, Table, html_page, markdown
 from greenpipe.report.tables import model_rows, stage_rows
 from greenpipe.report.targets import target_notes, target_rows
+from greenpipe.report.units import RULE, si
 from greenpipe.tracking.stage import stage_run
 
 
 def notes_for(stages: list[dict]) -> list[str]:
     sources = sorted({r["source"] for r in stages if r["source"]})
-    notes = [f"Energy source: {s}." for s in sources]
+    notes = [RULE, *(f"Energy source: {s}." for s in sources)]
     notes.append(
         "'measured' = read from a hardware energy counter (RAPL, NVML); 'estimated' = "
         "CodeCarbon's power model (CPU TDP x load, RAM size). Figures are as reported, "
         "not smoothed."
     )
     notes.append(
-        "J to obtain = the window that made the model (from building or loading it to its "
+        "To obtain = the window that made the model (from building or loading it to its "
         "saved file) plus those of the models it comes from: the teacher's for distilled "
         "students, the student's for pruned and int8 models. Stage set-up and evaluation are "
-        "outside every window; the data stages, shared by all models, are their own column. "
+        "outside every window; the data stages, shared by all models, are given apart. "
         "The report stage's own energy is in metrics/report.json."
     )
     notes.extend(idle_notes(stages))
     notes.append(
         "CI: percentile bootstrap interval of the test accuracy / macro-F1 (evaluate.confidence, "
-        "evaluate.bootstrap_samples resamples, seeded). J / 1k inferences: mean ± sample "
+        "evaluate.bootstrap_samples resamples, seeded). Per 1k inferences: mean ± sample "
         "standard deviation over evaluate.energy_repeats CodeCarbon tasks."
     )
     notes.append(
@@ -107,7 +110,11 @@ def build_tables(per_backend: dict, stage_metrics: dict, total_inferences: int) 
         metrics.update({f"{st}@{backend}": m for st, m in by_stage.items()})
     targets = target_rows(models)
     return [
-        Table("Models (test split)", models, col.MODEL_COLS),
+        Table("Models: quality (test split)", models, col.QUALITY_COLS),
+        Table("Models: speed and size", models, col.SPEED_COLS),
+        Table(
+            "Models: energy", models, col.ENERGY_COLS, intro=energy_intro(models, total_inferences)
+        ),
         Table(
             "Efficiency targets: int8 pruned KD student against the teacher",
             targets,
@@ -124,6 +131,31 @@ def build_tables(per_backend: dict, stage_metrics: dict, total_inferences: int) 
     ]
 
 
+def energy_intro(models: list[dict], total_inferences: int) -> str:
+    """What the energy table's totals assume, and the data stages' energy (the same for every
+    model, so one figure here rather than a column)."""
+    text = (
+        f"Gross energy, and active energy (above the idle baseline). Total = to obtain + "
+        f"{total_inferences:,} inferences (report.total_inferences)."
+    )
+    if models:
+        data = f"{si(models[0].get('data_j'), 'J')} / {si(models[0].get('data_active_j'), 'J')}"
+        text += f" The data stages, shared by every model and in no figure here: {data}."
+    return text
+
+
+def pictures(models: list[dict], stages: list[dict], args) -> list[Image]:
+    """The two PNGs, written to --png and --stages-png; paths relative to the Markdown."""
+    out = []
+    for path, alt, png in (
+        (args.png, "accuracy against energy", accuracy_energy_png(models)),
+        (args.stages_png, "energy per stage by component", energy_stages_png(stages)),
+    ):
+        artifacts.write_bytes(path, png)
+        out.append(Image(alt, png, os.path.relpath(path, Path(args.md).parent)))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = stage_parser("report", __doc__)
     p.add_argument(
@@ -135,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--md", default="reports/report.md")
     p.add_argument("--html", default="reports/report.html")
     p.add_argument("--png", default="reports/accuracy_energy.png")
+    p.add_argument("--stages-png", required=True, help="energy per stage by component (PNG)")
     p.add_argument("--headline", required=True, help="headline JSON (the DVC metrics)")
     p.add_argument("--models-csv", required=True, help="one row per model, for dvc plots")
     args = p.parse_args(argv)
@@ -145,13 +178,11 @@ def main(argv: list[str] | None = None) -> None:
         per_backend = read_model_metrics(Path(args.model_metrics), list(params.train.backends))
         tables = build_tables(per_backend, stage_metrics, cfg.total_inferences)
         models, stages = tables[0].rows, tables[-1].rows
-        notes = notes_for(stages)
-        png = accuracy_energy_png(models)
-        artifacts.write_bytes(args.png, png)
-        rel_png = os.path.relpath(args.png, Path(args.md).parent)
-        alt = "accuracy against energy"
-        artifacts.write_text(args.md, markdown(cfg.title, tables, notes, [(alt, str(rel_png))]))
-        artifacts.write_text(args.html, html_page(cfg.title, tables, notes, [(alt, png)]))
+        found = findings(models, stages)
+        page = Page(cfg.title, tables, notes_for(stages), pictures(models, stages, args), found)
+        artifacts.write_text(args.md, markdown(page))
+        artifacts.write_text(args.html, html_page(page))
+        run.log_artifact(args.stages_png)
         totals = experiment_totals(stages)
         top = headline(models, totals)
         artifacts.write_json(args.headline, top)

@@ -120,9 +120,11 @@ def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
     html = (workspace.path / "reports/report.html").read_text()
     assert html.count("<table") >= 2 and "data:image/png;base64," in html
     report_md = (workspace.path / "reports/report.md").read_text()
+    assert 'id="findings"' in html and "## Findings" in report_md
     for backend in backends:
-        row = next(ln for ln in report_md.splitlines() if ln.startswith(f"| teacher | {backend} |"))
-        assert "n/a / n/a" not in row  # gross and active: to obtain, data stages, total
+        rows = [ln for ln in report_md.splitlines() if ln.startswith(f"| teacher | {backend} |")]
+        energy = next(ln for ln in rows if "J / " in ln)  # the models' energy table
+        assert "n/a" not in energy  # gross and active: per 1k, own window, to obtain, total
     assert "Active = gross - idle power x duration" in report_md
     for backend in backends:
         assert f"| student_kd_int8 | {backend} |" in report_md

@@ -10,8 +10,8 @@ import re
 import pytest
 
 from greenpipe.report import columns as col
-from greenpipe.report.plot import accuracy_energy_png
-from greenpipe.report.render import Table, html_page, markdown
+from greenpipe.report.plot import accuracy_energy_png, energy_stages_png
+from greenpipe.report.render import Image, Page, Table, html_page, markdown
 from greenpipe.report.tables import energy_to_obtain, model_rows, stage_rows
 
 ESTIMATED = {"cpu": "estimated:cpu_load", "gpu": "absent", "ram": "estimated:ram_size_model"}
@@ -118,7 +118,7 @@ def test_energy_to_obtain_refuses_to_add_figures_of_two_modes(metrics):
     assert kd["obtain_j"] is None and kd["mixed_modes"] == "machine,process"
     assert energy_to_obtain("student_scratch", metrics)["obtain_j"] == SCRATCH_J
     row = _by_model(model_rows(metrics, 0))["student_kd"]
-    shown = dict(col.MODEL_COLS and [(k, f) for k, _, f in col.MODEL_COLS])["obtain"](row)
+    shown = {k: f for k, _, f in col.ENERGY_COLS}["obtain"](row)
     assert shown == "refused: mixes machine,process modes"
 
 
@@ -235,76 +235,117 @@ def tables(metrics):
     return models, stage_rows(metrics)
 
 
-def _two_tables(models, stages) -> list[Table]:
-    return [
-        Table("Models (test split)", models, col.MODEL_COLS),
+PNG = b"\x89PNG\r\n\x1a\nfake"
+
+
+def _page(models, stages, title="t", notes=()) -> Page:
+    tables = [
+        Table("Models: quality", models, col.QUALITY_COLS),
+        Table("Models: speed and size", models, col.SPEED_COLS),
+        Table("Models: energy", models, col.ENERGY_COLS),
         Table("Energy per stage", stages, col.STAGE_COLS, intro="per stage", notes=["n1"]),
     ]
+    found = [("Best", "most accurate: teacher"), ("Energy", "RAM < 90%"), ("Best", "second")]
+    return Page(title, tables, list(notes), [Image("acc", PNG, "a.png")], found)
 
 
-def test_markdown_has_both_tables_and_the_image(tables):
-    models, stages = tables
-    md = markdown(
-        "My <report>", _two_tables(models, stages), ["note one", "note two"], [("acc", "a.png")]
+def _cells(md: str, cols, first: str) -> dict[str, str]:
+    """The cells of the first Markdown row starting with `first` in the table of `cols`."""
+    lines = md.splitlines()
+    head = lines.index("| " + " | ".join(c[1] for c in cols) + " |")
+    row = next(s for s in lines[head:] if s.startswith(f"| {first} |"))
+    return dict(
+        zip([c[1] for c in cols], [c.strip() for c in row.strip("|").split("|")], strict=True)
     )
+
+
+def test_markdown_has_the_findings_first_then_the_image_tables_and_notes(tables):
+    models, stages = tables
+    md = markdown(_page(models, stages, "My <report>", ["note one", "note two"]))
     lines = md.splitlines()
     assert lines[0] == "# My <report>"
-    assert "## Models (test split)" in lines and "## Energy per stage" in lines
-    assert "per stage" in lines and "- n1" in lines
-    model_head = next(i for i, s in enumerate(lines) if s.startswith("| model | backend |"))
-    stage_head = next(i for i, s in enumerate(lines) if s.startswith("| stage | energy (J) |"))
-    assert lines[model_head + 1].startswith("|---|")
-    body = [s for s in lines[model_head + 2 :] if s.startswith("| ")][: len(models)]
+    order = ["## Findings", "### Best", "### Energy", "![acc](a.png)", "## Models: quality"]
+    order += ["## Models: speed and size", "## Models: energy", "## Energy per stage", "## Notes"]
+    assert [lines.index(h) for h in order] == sorted(lines.index(h) for h in order)
+    best = lines.index("### Best")
+    assert lines[best + 2 : best + 4] == ["- **most accurate:** teacher", "- second"]
+    assert "- RAM < 90%" in lines  # Markdown is not HTML-escaped
+    head = lines.index("| model | backend | accuracy | accuracy CI | macro-F1 | F1 CI |")
+    assert lines[head + 1] == "|---|---|---|---|---|---|"
+    body = lines[head + 2 : head + 2 + len(models)]
     assert [s.split(" | ")[0] for s in body] == [f"| {m['model']}" for m in models]
+    stage_head = next(i for i, s in enumerate(lines) if s.startswith("| stage | energy |"))
     assert len([s for s in lines[stage_head + 2 :] if s.startswith("| ")]) == len(stages)
-    assert "![acc](a.png)" in md
+    assert "per stage" in lines and "- n1" in lines
     assert "- note one" in lines and "- note two" in lines
 
 
-def test_markdown_formats_numbers_and_missing_values(tables):
+def test_markdown_formats_energies_with_si_prefixes_and_missing_values(tables):
     models, stages = tables
-    md = markdown("t", _two_tables(models, stages), [], [])
-    teacher = next(s for s in md.splitlines() if s.startswith("| teacher |"))
-    cells = dict(
-        zip(
-            [c[1] for c in col.MODEL_COLS],
-            [c.strip() for c in teacher.strip("|").split("|")],
-            strict=True,
-        )
-    )
-    assert cells["model"] == "teacher" and cells["backend"] == "torch"
-    assert cells["accuracy"] == "0.9889" and cells["macro-F1"] == "0.9879"
-    assert cells["params"] == "155,530"
-    assert cells["size (KiB)"] == "608.4"  # 623016 B in KiB
-    assert cells["p95 (ms)"] == "n/a"  # the p95 set to None above
-    assert cells["J to obtain (gross / active)"] == "4.000e-05 / n/a"
-    assert cells["accuracy CI"] == "[0.980, 0.995]"
-    assert cells["J / 1k inferences"] == "2.000e-07 ± 1.000e-08"
+    md = markdown(_page(models, stages))
+    quality = _cells(md, col.QUALITY_COLS, "teacher")
+    assert quality["accuracy"] == "0.9889" and quality["macro-F1"] == "0.9879"
+    assert quality["accuracy CI"] == "[0.980, 0.995]"
+    speed = _cells(md, col.SPEED_COLS, "teacher")
+    assert speed["params"] == "155,530" and speed["size (KiB)"] == "608.4"  # 623016 B
+    assert speed["p95 (ms)"] == "n/a"  # the p95 set to None above
+    energy = _cells(md, col.ENERGY_COLS, "teacher")
+    assert energy["to obtain (gross / active)"] == "40.0 µJ / n/a"
+    assert energy["per 1k inferences"] == "200 ± 10.0 nJ"
+    stage = _cells(md, col.STAGE_COLS, "train")
+    assert stage["energy"] == "40.0 µJ" and stage["RAM"] == "30.0 µJ"
+    assert stage["emissions"] == "2.00 µgCO2e" and stage["GPU"] == "0 J"
+    assert not re.search(r"\d\.\d+e[-+]\d", md), "a figure in 1e-08 notation"
 
 
-def test_html_page_embeds_both_tables_and_the_png(tables):
+def test_markdown_cells_escape_the_pipe():
+    page = Page("t", [Table("x", [{"a": "p|q"}], [("a", "a", "{}")])], [])
+    assert "| p\\|q |" in markdown(page)
+
+
+def test_html_page_embeds_the_png_escapes_text_and_marks_findings(tables):
     models, stages = tables
-    png = b"\x89PNG\r\n\x1a\nfake"
-    page = html_page("A <b> & c", _two_tables(models, stages), ["x < y"], [("acc", png)])
-    assert page.count("<table>") == 2 and page.count("</table>") == 2
-    m = re.search(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
-    assert m and base64.b64decode(m.group(1)) == png
+    page = html_page(_page(models, stages, "A <b> & c", ["x < y"]))
+    assert page.count("<table>") == 4 and page.count("</table>") == 4
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert [base64.b64decode(i) for i in images] == [PNG]
     assert "<title>A &lt;b&gt; &amp; c</title>" in page and "<b>" not in page
     assert "<li>x &lt; y</li>" in page and "<li>n1</li>" in page
-    assert page.count("<tr>") == 2 + len(models) + len(stages)
+    assert page.count("<tr>") == 4 + 3 * len(models) + len(stages)
+    findings = page[page.index('<section id="findings">') : page.index("</section>")]
+    assert findings.count('<li class="finding">') == 3 and "RAM &lt; 90%" in findings
+    assert '<li class="finding"><strong>most accurate:</strong> teacher</li>' in findings
+    assert page.index('id="findings"') < page.index("<table>")
+    assert '<td class="text">teacher</td>' in page and '<td class="num">0.9889</td>' in page
+    assert '<td class="num">200 ± 10.0\u00a0nJ</td>' in page  # a figure never wraps off its unit
+
+
+def test_html_page_without_findings_has_no_findings_section():
+    page = html_page(Page("t", [Table("x", [], [("a", "a", "{}")])], ["n"]))
+    assert '<section id="findings">' not in page and "<table>" in page
+
+
+def test_templates_ship_with_the_package():
+    from importlib.resources import files
+
+    names = {p.name for p in files("greenpipe.report").joinpath("templates").iterdir()}
+    assert {"report.html", "report.md", "report.css"} <= names
 
 
 # --- plot ----------------------------------------------------------------------------------
 
 
-def test_accuracy_energy_png_is_a_png(tables):
+def _size(png: bytes) -> tuple[int, int]:
     import matplotlib.image as mpimg
 
+    return mpimg.imread(io.BytesIO(png), format="png").shape[:2]
+
+
+def test_accuracy_energy_png_is_a_png(tables):
     models, _ = tables
     png = accuracy_energy_png(models)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    img = mpimg.imread(io.BytesIO(png), format="png")
-    assert img.shape[:2] == (462, 1210)  # figsize (11, 4.2) at 110 dpi
+    assert _size(png) == (506, 1320)  # figsize (12, 4.6) at 110 dpi
 
 
 def test_accuracy_energy_png_skips_rows_without_values(tables):
@@ -313,5 +354,31 @@ def test_accuracy_energy_png_skips_rows_without_values(tables):
     for r in partial:
         r["obtain_j"] = None
     partial.append({"model": "broken", "accuracy": None, "energy_per_1k_j": 1e-8})
+    # a CI that misses its point (possible for a percentile bootstrap) is drawn as it is
+    partial[0] |= {"accuracy_ci_low": partial[0]["accuracy"] + 0.001}
     assert accuracy_energy_png(partial).startswith(b"\x89PNG")
     assert accuracy_energy_png([]).startswith(b"\x89PNG")
+
+
+def test_energy_stages_png_has_one_bar_per_measured_stage(tables):
+    _, stages = tables
+    small = _size(energy_stages_png(stages[:2]))
+    tall = _size(energy_stages_png([*stages, {"stage": "x", "energy_j": None}]))
+    assert small[1] == tall[1] == 1210  # 11 in at 110 dpi
+    assert tall[0] - small[0] == pytest.approx(0.42 * 110 * (len(stages) - 2), abs=2)
+    unknown = [{"stage": "s", "energy_j": 2.0, "cpu_j": None, "active_energy_j": None}]
+    assert energy_stages_png(unknown).startswith(b"\x89PNG")
+    assert energy_stages_png([]).startswith(b"\x89PNG")
+
+
+def test_plot_ticks_carry_si_prefixes():
+    from greenpipe.report.plot import _tick
+
+    assert [_tick(v) for v in (0, 50, 150, 1200, 0.025, 1e-9)] == [
+        "0 J",
+        "50 J",
+        "150 J",
+        "1.2 kJ",
+        "25 mJ",
+        "1 nJ",
+    ]

@@ -127,7 +127,7 @@ def test_build_writes_html_with_tables_and_images_and_a_csv(points):
     assert set(files) == {"index.html", "report.md", "pareto.png", "seeds.png", "points.csv"}
     page = files["index.html"]
     assert page.count("<table>") == 4 and "<title>All &lt;runs&gt;</title>" in page
-    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert [base64.b64decode(i) for i in images] == [files["pareto.png"], files["seeds.png"]]
     for name in ("pareto.png", "seeds.png"):
         assert mpimg.imread(io.BytesIO(files[name]), format="png").shape[0] > 100

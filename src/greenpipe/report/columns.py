@@ -1,8 +1,12 @@
-"""The columns of every report table: (row key, header, format)."""
+"""The columns of every report table: (row key, header, format). Energies and emissions go
+through `units.si` (SI prefixes, 3 significant digits); headers name the quantity, cells
+carry their unit."""
 
 from __future__ import annotations
 
 from greenpipe.report.render import Column
+from greenpipe.report.targets import CRITERIA
+from greenpipe.report.units import si, si_pm
 
 
 def _interval(lo: str, hi: str, fmt: str = "{:.3f}"):
@@ -14,44 +18,50 @@ def _interval(lo: str, hi: str, fmt: str = "{:.3f}"):
     return show
 
 
-def _mean_std(mean: str, std: str, fmt: str = "{:.3e}"):
-    def show(row: dict) -> str:
-        if row.get(mean) is None:
-            return "n/a"
-        spread = f" ± {fmt.format(row[std])}" if row.get(std) is not None else ""
-        return fmt.format(row[mean]) + spread
-
-    return show
+def si_of(key: str, unit: str = "J", sign: bool = False):
+    """The row's `key` with an SI prefix ("44.3 mJ"), "n/a" if missing."""
+    return lambda row: si(row.get(key), unit, sign=sign)
 
 
-def _gross_active(gross: str, active: str, fmt: str = "{:.3e}"):
-    """ "gross / active" (J), or why there is no figure."""
+def _mean_std(mean: str, std: str, unit: str = "J"):
+    """ "mean ± sample std" with SI prefixes."""
+    return lambda row: si_pm(row.get(mean), row.get(std), unit)
+
+
+def _gross_active(gross: str, active: str, unit: str = "J"):
+    """ "gross / active" with SI prefixes, or why there is no figure."""
 
     def show(row: dict) -> str:
         if row.get("mixed_modes") and row.get(gross) is None:
             return f"refused: mixes {row['mixed_modes']} modes"
-        text = [fmt.format(row[k]) if row.get(k) is not None else "n/a" for k in (gross, active)]
-        return " / ".join(text)
+        return f"{si(row.get(gross), unit)} / {si(row.get(active), unit)}"
 
     return show
 
 
-def _before_after(key: str, fmt: str):
-    def show(row: dict) -> str:
-        b, a = row.get(f"{key}_before"), row.get(f"{key}_after")
-        text = [fmt.format(v) if v is not None else "n/a" for v in (b, a)]
-        return f"{text[0]} -> {text[1]}"
+def _before_after(key: str, fmt: str | None = None, unit: str = "J"):
+    """ "before -> after": through `fmt` ("{:.1f}"), or with SI prefixes of `unit`."""
 
-    return show
+    def one(v: float | None) -> str:
+        if fmt is None:
+            return si(v, unit)
+        return fmt.format(v) if v is not None else "n/a"
+
+    return lambda row: f"{one(row.get(f'{key}_before'))} -> {one(row.get(f'{key}_after'))}"
 
 
-MODEL_COLS: list[Column] = [
+# the wide models table, split in three that each fit a 1280-px page
+QUALITY_COLS: list[Column] = [
     ("model", "model", "{}"),
     ("backend", "backend", "{}"),
     ("accuracy", "accuracy", "{:.4f}"),
     ("accuracy_ci", "accuracy CI", _interval("accuracy_ci_low", "accuracy_ci_high")),
     ("macro_f1", "macro-F1", "{:.4f}"),
     ("macro_f1_ci", "F1 CI", _interval("macro_f1_ci_low", "macro_f1_ci_high")),
+]
+SPEED_COLS: list[Column] = [
+    ("model", "model", "{}"),
+    ("backend", "backend", "{}"),
     ("params", "params", "{:,.0f}"),
     ("size_kb", "size (KiB)", "{:.1f}"),
     ("latency_p50_ms", "p50 (ms)", "{:.3f}"),
@@ -59,35 +69,30 @@ MODEL_COLS: list[Column] = [
     ("latency_batch_p50_ms", "p50 batch (ms)", "{:.3f}"),
     ("throughput_sps", "throughput (/s)", "{:,.0f}"),
     ("memory_inference_peak_mb", "inference peak (MiB)", "{:.1f}"),
-    (
-        "energy_per_1k",
-        "J / 1k inferences",
-        _mean_std("energy_per_1k_j", "energy_per_1k_std_j"),
-    ),
+    ("flag", "flag", "{}"),
+]
+ENERGY_COLS: list[Column] = [
+    ("model", "model", "{}"),
+    ("backend", "backend", "{}"),
+    ("energy_per_1k", "per 1k inferences", _mean_std("energy_per_1k_j", "energy_per_1k_std_j")),
     (
         "active_per_1k",
-        "active J / 1k",
+        "active per 1k",
         _mean_std("active_energy_per_1k_j", "active_energy_per_1k_std_j"),
     ),
-    ("train_j", "own training J", "{:.3e}"),
-    ("obtain", "J to obtain (gross / active)", _gross_active("obtain_j", "obtain_active_j")),
-    (
-        "data",
-        "data stages J, shared (gross / active)",
-        _gross_active("data_j", "data_active_j"),
-    ),
-    ("total", "total J (gross / active)", _gross_active("total_j", "total_active_j")),
-    ("flag", "flag", "{}"),
+    ("train_j", "own window", si_of("train_j")),
+    ("obtain", "to obtain (gross / active)", _gross_active("obtain_j", "obtain_active_j")),
+    ("total", "total (gross / active)", _gross_active("total_j", "total_active_j")),
 ]
 STAGE_COLS: list[Column] = [
     ("stage", "stage", "{}"),
-    ("energy_j", "energy (J)", "{:.3e}"),
-    ("active_energy_j", "active (J)", "{:.3e}"),
+    ("energy_j", "energy", si_of("energy_j")),
+    ("active_energy_j", "active", si_of("active_energy_j")),
     ("tracking_mode", "mode", "{}"),
-    ("cpu_j", "CPU (J)", "{:.3e}"),
-    ("gpu_j", "GPU (J)", "{:.3e}"),
-    ("ram_j", "RAM (J)", "{:.3e}"),
-    ("emissions_g", "gCO2e", "{:.3e}"),
+    ("cpu_j", "CPU", si_of("cpu_j")),
+    ("gpu_j", "GPU", si_of("gpu_j")),
+    ("ram_j", "RAM", si_of("ram_j")),
+    ("emissions_g", "emissions", si_of("emissions_g", "gCO2e")),
     ("duration_s", "duration (s)", "{:.1f}"),
     ("source", "how measured", "{}"),
 ]
@@ -100,14 +105,33 @@ OPTIMIZATION_COLS: list[Column] = [
     ("accuracy", "accuracy", _before_after("accuracy", "{:.4f}")),
     ("latency_p50_ms", "p50 batch 1 (ms)", _before_after("latency_p50_ms", "{:.3f}")),
     ("latency_batch_p50_ms", "p50 batch (ms)", _before_after("latency_batch_p50_ms", "{:.3f}")),
-    ("energy_per_1k_j", "J / 1k", _before_after("energy_per_1k_j", "{:.2e}")),
+    ("energy_per_1k_j", "per 1k inferences", _before_after("energy_per_1k_j")),
     ("flag", "verdict", "{}"),
 ]
+
+
+def _target_value(key: str):
+    """A target row's teacher or candidate figure in the unit of its criterion."""
+    units = {label: k for label, k, _, _ in CRITERIA}
+
+    def show(row: dict) -> str:
+        value, what = row.get(key), units.get(row.get("criterion"), "")
+        if value is None:
+            return "n/a"
+        if what.endswith("_j"):
+            return si(value, "J")
+        if what.endswith("_ms"):
+            return f"{value:#.3g} ms"
+        return f"{value:,.0f}" if what == "params" else f"{value:.4f}"
+
+    return show
+
+
 TARGET_COLS: list[Column] = [
     ("backend", "backend", "{}"),
     ("criterion", "criterion", "{}"),
-    ("teacher", "teacher", "{:.4g}"),
-    ("candidate", "candidate", "{:.4g}"),
+    ("teacher", "teacher", _target_value("teacher")),
+    ("candidate", "candidate", _target_value("candidate")),
     ("ratio", "candidate / teacher", "{:.3f}"),
     ("target", "target", "{}"),
     ("verdict", "verdict", "{}"),
@@ -117,11 +141,11 @@ DISTILL_COLS: list[Column] = [
     ("kd_accuracy", "KD accuracy", "{:.4f}"),
     ("scratch_accuracy", "scratch accuracy", "{:.4f}"),
     ("accuracy_gain", "KD - scratch", "{:+.4f}"),
-    ("kd_own_j", "KD own J", "{:.3e}"),
-    ("teacher_j", "teacher J charged", "{:.3e}"),
-    ("kd_obtain_j", "KD J to obtain", "{:.3e}"),
-    ("scratch_obtain_j", "scratch J to obtain", "{:.3e}"),
-    ("extra_j", "extra J for KD", "{:+.3e}"),
+    ("kd_own_j", "KD own", si_of("kd_own_j")),
+    ("teacher_j", "teacher charged", si_of("teacher_j")),
+    ("kd_obtain_j", "KD to obtain", si_of("kd_obtain_j")),
+    ("scratch_obtain_j", "scratch to obtain", si_of("scratch_obtain_j")),
+    ("extra_j", "extra for KD", si_of("extra_j", sign=True)),
 ]
 
 POINT_COLS: list[Column] = [
@@ -133,9 +157,9 @@ POINT_COLS: list[Column] = [
     ("accuracy", "accuracy", "{:.4f}"),
     ("accuracy_ci", "accuracy CI", _interval("accuracy_ci_low", "accuracy_ci_high")),
     ("params", "params", "{:,.0f}"),
-    ("obtain", "J to obtain (gross / active)", _gross_active("obtain_j", "obtain_active_j")),
-    ("energy_per_1k_j", "J / 1k inferences", "{:.3e}"),
-    ("total", "total J (gross / active)", _gross_active("total_j", "total_active_j")),
+    ("obtain", "to obtain (gross / active)", _gross_active("obtain_j", "obtain_active_j")),
+    ("energy_per_1k_j", "per 1k inferences", si_of("energy_per_1k_j")),
+    ("total", "total (gross / active)", _gross_active("total_j", "total_active_j")),
     ("pareto", "Pareto", lambda r: "yes" if r.get("pareto") else ""),
     ("flag", "flag", "{}"),
 ]
@@ -147,10 +171,10 @@ COMPRESSION_COLS: list[Column] = [
     ("setting", "compression", "{}"),
     ("ratio", "ratio", "{:.2f}x"),
     ("train_samples", "train samples", "{:,.0f}"),
-    ("compress_j", "J to compress", "{:.3e}"),
+    ("compress_j", "to compress", si_of("compress_j")),
     ("accuracy", "teacher accuracy", "{:.4f}"),
     ("accuracy_change_pts", "vs uncompressed (pt)", "{:+.2f}"),
-    ("train_j", "teacher training J", "{:.3e}"),
+    ("train_j", "teacher training", si_of("train_j")),
     ("verdict", "verdict", "{}"),
 ]
 KD_SEED_COLS: list[Column] = [

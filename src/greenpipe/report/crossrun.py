@@ -18,8 +18,9 @@ from greenpipe.report import columns as col
 from greenpipe.report.compression import MAX_LOSS_POINTS, TARGET_RATIO, compression_rows
 from greenpipe.report.pareto import pareto_front
 from greenpipe.report.plot import compression_png, pareto_png, seeds_png
-from greenpipe.report.render import Table, html_page, markdown
+from greenpipe.report.render import Image, Page, Table, html_page, markdown
 from greenpipe.report.seeds import accuracy_by_seed, describe, kd_against_scratch, seed_groups
+from greenpipe.report.units import RULE
 
 ENERGY = {
     "train": ("obtain_j", "energy to obtain the model (J, training + upstream)"),
@@ -88,7 +89,7 @@ def _run_name(points: list[dict], run_id: str) -> str:
 def _tables(points: list[dict], energy: str) -> tuple[list[Table], list[int], list[dict]]:
     seed_tables, seeds, by_seed = _seed_tables(points)
     front = sorted((p for p in points if p["pareto"]), key=lambda p: p["energy_j"])
-    front_cols = [*col.POINT_COLS[:6], ("energy_j", ENERGY[energy][1], "{:.3e}")]
+    front_cols = [*col.POINT_COLS[:6], ("energy_j", ENERGY[energy][1], col.si_of("energy_j"))]
     tables = [
         Table(f"Pareto front (energy = {energy})", front, [*front_cols, ("flag", "flag", "{}")]),
         *seed_tables,
@@ -137,15 +138,17 @@ def build(points: list[dict[str, Any]], energy: str, title: str) -> dict[str, st
         "greenpipe.pareto=true in MLflow.",
         "flag: an optimized model that is not smaller or not faster than its parent is "
         "flagged, not counted as a gain.",
+        RULE,
     ]
     alts = {
         "pareto.png": "Pareto front",
         "seeds.png": "accuracy over seeds",
         "compression.png": "accuracy against dataset compression",
     }
+    page = Page(title, tables, notes, [Image(alts[k], png, k) for k, png in images.items()])
     return {
         **images,
-        "index.html": html_page(title, tables, notes, [(alts[k], v) for k, v in images.items()]),
-        "report.md": markdown(title, tables, notes, [(alts[k], k) for k in images]),
+        "index.html": html_page(page),
+        "report.md": markdown(page),
         "points.csv": points_csv(points),
     }

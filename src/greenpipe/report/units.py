@@ -60,11 +60,15 @@ def si(value: float | None, unit: str, digits: int = 3, sign: bool = False) -> s
 
 
 def si_pm(mean: float | None, spread: float | None, unit: str) -> str:
-    """ "mean ± spread" in one prefix each ("73.6 mJ ± 3.29 mJ"); the mean alone without a
-    spread, "n/a" without a mean."""
+    """ "mean ± spread", the prefix written once where both share it ("73.6 ± 3.29 mJ",
+    "1.20 J ± 150 mJ"); the mean alone without a spread, "n/a" without a mean."""
     if mean is None:
         return "n/a"
-    return si(mean, unit) + (f" ± {si(spread, unit)}" if spread is not None else "")
+    if spread is None:
+        return si(mean, unit)
+    m, s = si(mean, unit), si(spread, unit)
+    number, _, prefixed = m.rpartition(" ")
+    return f"{number} ± {s}" if number and s.endswith(f" {prefixed}") else f"{m} ± {s}"
 
 
 def ratio(after: float | None, before: float | None) -> str:

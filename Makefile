@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test browser lint format bench bench-sweep mlflow-ui prefect-ui clean-outputs
+.PHONY: install run test browser compare lint format bench bench-sweep mlflow-ui prefect-ui clean-outputs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	  else echo "note: chromium and chromium-driver are missing (apt-get install chromium chromium-driver): the browser test is skipped"; fi
+
+## compare: the DVC experiments side by side: the params and headline metrics that differ
+## (the hash columns of changed model files and stage records dropped)
+compare: install
+	$(BIN)/dvc exp show --only-changed --drop 'models/|metrics/'
 
 ## bench: benchmarks that measure ratios side by side, one summary table (see benchmarks/)
 bench: install

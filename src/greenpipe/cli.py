@@ -88,7 +88,7 @@ def print_results(root: Path) -> None:
         print(summary.model_table(rows))
     print(
         "next: reports/report.html (findings, tables, plots) | dvc metrics show | "
-        "dvc exp show --only-changed | make mlflow-ui (runs table) | make prefect-ui"
+        "make compare (dvc exp show) | make mlflow-ui (runs table) | make prefect-ui"
     )
 
 

@@ -26,7 +26,7 @@ run: install
 	@test -d .git || (git init -q && git add -A && git -c user.email=greenpipe@localhost -c user.name=greenpipe commit -qm "initial commit")
 	$(BIN)/greenpipe run
 	$(BIN)/dvc push --quiet
-	@echo "report: reports/report.html | MLflow: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+	@echo "report: reports/report.html | MLflow UI: make mlflow-ui, then the link above"
 
 ## test: unit, contract and end-to-end tests
 test: install browser

@@ -49,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "(--force re-runs them all)",
             file=sys.stderr,
         )
-        print_results(root)
+        print_results(root, params)
         return 0
     flows = _load_flows(root, "experiment")
     measure_idle(params.tracking)  # before Prefect's server starts: the window must be quiet
@@ -62,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "inherited, not spent)",
         file=sys.stderr,
     )
-    print_results(root)
+    print_results(root, params)
     return 0
 
 
@@ -73,7 +73,7 @@ def check_data(data, root: Path) -> None:
     check_source(data.source, data.path, root)
 
 
-def print_results(root: Path) -> None:
+def print_results(root: Path, params) -> None:
     """The end of a run: each model's accuracy and energy, and where to look next."""
     import yaml
 
@@ -88,8 +88,20 @@ def print_results(root: Path) -> None:
         print(summary.model_table(rows))
     print(
         "next: reports/report.html (findings, tables, plots) | dvc metrics show | "
-        "make compare (dvc exp show) | make mlflow-ui (runs table) | make prefect-ui"
+        "make compare (dvc exp show) | make prefect-ui"
     )
+    print(f"MLflow runs table (make mlflow-ui): {mlflow_link(root, params)}")
+
+
+def mlflow_link(root: Path, params) -> str:
+    """The experiment's runs table in the MLflow UI, or how to find it."""
+    from greenpipe.tracking import runs
+
+    client, uri = runs.open_client(params.tracking, root)
+    exp = client.get_experiment_by_name(params.experiment)
+    if exp is None:
+        return f"{runs.ui_base(uri)} (no experiment '{params.experiment}' yet)"
+    return runs.experiment_url(uri, exp.experiment_id)
 
 
 def measure_idle(tr, mode: str | None = None) -> None:

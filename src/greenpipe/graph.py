@@ -22,21 +22,19 @@ def open_repo(root: Path):
 
 
 def stage_order(root: Path) -> list[str]:
-    """Stage names (DVC addressing, e.g. `train` or `train@torch`) in dependency order."""
+    """Stage names (e.g. `train` or `train@torch`) in dependency order."""
     return list(stage_graph(root))
 
 
 def stage_graph(root: Path) -> dict[str, list[str]]:
-    """{stage: the stages it depends on directly}, in dependency order (DVC addressing),
-    from DVC's own graph of dvc.yaml."""
+    """{stage: the stages it depends on directly}, in dependency order (DVC's stage names,
+    e.g. `train@torch`, whatever the working directory), from DVC's own graph of dvc.yaml."""
     import networkx as nx
 
     with open_repo(root) as repo:
         graph = repo.index.graph  # edge: stage -> a stage it depends on
         stages = [s for s in reversed(list(nx.topological_sort(graph))) if s.cmd]
-        return {
-            s.addressing: sorted(u.addressing for u in graph.successors(s) if u.cmd) for s in stages
-        }
+        return {s.name: sorted(u.name for u in graph.successors(s) if u.cmd) for s in stages}
 
 
 def up_to_date(root: Path, stage: str | None = None) -> bool:

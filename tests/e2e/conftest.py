@@ -128,3 +128,38 @@ def workspace(tmp_path_factory) -> Workspace:
 def own_workspace(tmp_path_factory) -> Workspace:
     """A workspace of the test module's own, for tests that must see every stage run."""
     return make_workspace(tmp_path_factory.mktemp("e2e-own"))
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+WIDTH, HEIGHT = 1280, 900
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's chromium + chromium-driver) at a 1280x900 viewport, driven
+    by Selenium with both paths given (Selenium Manager downloads nothing); quit when done.
+    Skipped where they are missing, never in CI (`make test` installs them as root)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()) and os.environ.get("CI") != "true":
+        pytest.skip(
+            "needs Debian's chromium and chromium-driver (/usr/bin/chromium, "
+            "/usr/bin/chromedriver): apt-get install -y chromium chromium-driver"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    options.add_argument(f"--window-size={WIDTH},{HEIGHT}")
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        # the viewport itself 1280 px wide, whatever the window decorations take
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False},
+        )
+        yield driver
+    finally:
+        driver.quit()

@@ -20,17 +20,11 @@ import yaml
 from greenpipe import artifacts
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WIDTH, HEIGHT = 1280, 900
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.xdist_group("report_browser"),  # one report stage run and one browser
-    pytest.mark.skipif(  # never in CI: `make test` installs them there (root, apt)
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()) and os.environ.get("CI") != "true",
-        reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, "
-        "/usr/bin/chromedriver): apt-get install -y chromium chromium-driver",
-    ),
 ]
 
 ESTIMATED = {"cpu": "estimated:cpu_load", "gpu": "absent", "ram": "estimated:ram_size_model"}
@@ -147,30 +141,6 @@ def report_html(tmp_path_factory) -> Path:
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return reports / "report.html"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium at a 1280x900 viewport; quit (driver and browser) when done."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(arg)
-    options.add_argument(f"--window-size={WIDTH},{HEIGHT}")
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
-        # the viewport itself 1280 px wide, whatever the window decorations take
-        driver.execute_cdp_cmd(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False},
-        )
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _open(browser, page: Path):

@@ -72,6 +72,10 @@ def test_experiments_open_in_the_model_training_view(tmp_path, monkeypatch):
 
 def test_run_url_points_at_the_tracking_server_or_the_local_ui():
     remote = runs.Store(client=None, exp_id="3", uri="https://mlflow.example.org/")
-    assert runs.run_url(remote, "abc") == "https://mlflow.example.org/#/experiments/3/runs/abc"
+    view = "?workflowType=machine_learning"
+    assert runs.run_url(remote, "abc") == (
+        f"https://mlflow.example.org/#/experiments/3/runs/abc{view}"
+    )
     local = runs.Store(client=None, exp_id="1", uri="sqlite:////repo/mlflow.db")
-    assert runs.run_url(local, "abc") == "http://127.0.0.1:5000/#/experiments/1/runs/abc"
+    assert runs.run_url(local, "abc") == f"http://127.0.0.1:5000/#/experiments/1/runs/abc{view}"
+    assert runs.experiment_url(local.uri, "1") == f"http://127.0.0.1:5000/#/experiments/1{view}"

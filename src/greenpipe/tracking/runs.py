@@ -97,8 +97,8 @@ class RetryingClient:
         return call
 
 
-# MLflow 3 opens an experiment in its GenAI view (traces, prompts) unless this tag says it is
-# model training; greenpipe's experiments then open on their runs table
+# MLflow 3 classes an experiment by this tag (its Overview page and experiment list); the
+# 3.17 UI also needs TRAINING_VIEW in the link to open on the runs table
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
@@ -150,13 +150,26 @@ def open_store(tracking: Any, experiment: str, root: Path) -> Store:
 
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # where `make mlflow-ui` serves the SQLite store
+# MLflow 3.17's UI shows an experiment in the view of its global GenAI / Model training
+# switch (remembered in the browser, GenAI at first) whatever its experimentKind tag; this
+# query parameter selects the model-training view, where the runs table is
+TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def ui_base(uri: str) -> str:
+    """The MLflow UI's address: the tracking server's when the store is one, else the
+    address `make mlflow-ui` serves the SQLite store on."""
+    return (uri if uri.startswith(("http://", "https://")) else MLFLOW_UI).rstrip("/")
+
+
+def experiment_url(uri: str, exp_id: str) -> str:
+    """The experiment's runs table in the MLflow UI."""
+    return f"{ui_base(uri)}/#/experiments/{exp_id}?{TRAINING_VIEW}"
 
 
 def run_url(store: Store, run_id: str) -> str:
-    """The run's page in the MLflow UI: on the tracking server when the store is one, else
-    at the address `make mlflow-ui` serves the SQLite store on."""
-    base = store.uri if store.uri.startswith(("http://", "https://")) else MLFLOW_UI
-    return f"{base.rstrip('/')}/#/experiments/{store.exp_id}/runs/{run_id}"
+    """The run's page in the MLflow UI (in its model-training view)."""
+    return f"{ui_base(store.uri)}/#/experiments/{store.exp_id}/runs/{run_id}?{TRAINING_VIEW}"
 
 
 def create_parent(

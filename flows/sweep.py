@@ -148,8 +148,8 @@ def run_variant(root: str, exp_name: str, set_args: list[str], env: dict) -> dic
 
 
 def exp_metrics(root: Path, paths: list[str]) -> dict[str, dict[str, dict]]:
-    """{DVC experiment name: {record file: content}}: the stages' records (`paths`, outs
-    with cache: false, so in git) as each experiment's commit holds them."""
+    """{DVC experiment name: {record file: content}}: the stages' records (`paths`, DVC
+    outputs) as each experiment's commit holds them (read through DVC from its cache)."""
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "dvc"), "exp", "show", "--json"],
         cwd=root,
@@ -169,13 +169,12 @@ def exp_metrics(root: Path, paths: list[str]) -> dict[str, dict[str, dict]]:
 
 
 def _records_at(root: Path, sha: str, paths: list[str]) -> dict[str, dict]:
-    out = {}
+    from dvc.api import DVCFileSystem
+
+    fs, out = DVCFileSystem(str(root), rev=sha), {}
     for path in paths:
-        shown = subprocess.run(
-            ["git", "show", f"{sha}:{path}"], cwd=root, capture_output=True, text=True
-        )
-        if shown.returncode == 0:
-            out[path] = json.loads(shown.stdout)
+        with contextlib.suppress(FileNotFoundError, ValueError, OSError):
+            out[path] = json.loads(fs.read_text(path))
     return out
 
 

@@ -72,12 +72,13 @@ def lock_outs(lock: dict, stage: str) -> dict[str, str]:
 def exact_outputs(root: Path, stage: str) -> list[str]:
     """Outputs that must be byte-identical: cached outs (data, models) and plot data (curves).
 
-    Metrics files are compared key by key instead, and uncached reports embed energy figures.
+    The stages' records (metrics/) are compared key by key instead, and uncached reports
+    embed energy figures.
     """
-    spec, paths = stage_spec(root, stage), []
+    spec, paths, records = stage_spec(root, stage), [], set(stage_metric_paths(root, stage))
     for entry in spec.get("outs", []) or []:
         path, opts = next(iter(entry.items())) if isinstance(entry, dict) else (entry, {})
-        if (opts or {}).get("cache", True):
+        if (opts or {}).get("cache", True) and path not in records:
             paths.append(path)
     for entry in spec.get("plots", []) or []:
         paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)

@@ -251,7 +251,7 @@ def _assert_flow_run_mirrors_dvc(workspace, parent):
     assert seen["edges"] == stage_graph(workspace.path)
     assert len(seen["artifacts"]) == 1
     art = seen["artifacts"][0]
-    assert f"runs/{parent.info.run_id})" in art
+    assert f"runs/{parent.info.run_id}?workflowType=machine_learning)" in art
     assert "| train@torch | up to date |" in art and "| report | ran |" in art
 
 

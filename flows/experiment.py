@@ -19,7 +19,7 @@ from prefect.states import Completed
 
 from greenpipe.artifacts import read_json
 from greenpipe.config import load_params
-from greenpipe.errors import StageFailed, console_without_tracebacks
+from greenpipe.errors import EXIT_USAGE, StageFailed, console_without_tracebacks
 from greenpipe.graph import stage_graph, up_to_date
 from greenpipe.report import summary
 from greenpipe.tracking import ledger, runs
@@ -28,8 +28,6 @@ from greenpipe.tracking import provenance as prov
 # a failed stage reaches the console as its one-line error (GREENPIPE_DEBUG=1: tracebacks);
 # at import, so that the processes `serve` starts for each flow run do the same
 console_without_tracebacks()
-
-EXIT_USAGE = 2
 
 
 def _retry_transient(task, task_run, state) -> bool:

@@ -26,8 +26,8 @@ from greenpipe.sweep import Variant, apply, load_plan
 from greenpipe.tracking import ledger, runs
 from greenpipe.tracking import provenance as prov
 
-# a failed stage reaches the console as its one-line error (GREENPIPE_DEBUG=1: tracebacks);
-# at import, so that the processes `serve` starts for each flow run do the same
+# a failed variant reaches the console as its one-line reason (GREENPIPE_DEBUG=1: tracebacks);
+# at import, so that the Dask workers that import this module for its tasks do the same
 console_without_tracebacks()
 
 TAG_SWEEP = "greenpipe.sweep"
@@ -242,8 +242,11 @@ def _open_parent(store: runs.Store, raw: dict, v: Variant, sweep_id: str) -> str
 
 def _close_parents(store: runs.Store, parents, results, root_p: Path, raw: dict) -> None:
     client = store.client
-    records = sorted({p for s in stage_order(root_p) for p in prov.stage_metric_paths(root_p, s)})
-    shown = exp_metrics(root_p, records) if any(r["ok"] for r in results) else {}
+    shown = {}
+    if any(r["ok"] for r in results):
+        order = stage_order(root_p)
+        records = sorted({p for s in order for p in prov.stage_metric_paths(root_p, s)})
+        shown = exp_metrics(root_p, records)
     for r in results:
         if r["variant"] not in parents:
             continue

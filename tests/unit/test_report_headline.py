@@ -69,6 +69,10 @@ def test_stage_markdown_says_how_each_stage_came_to_be_with_readable_units():
     assert "| train@torch | ran | 1.23 kJ | n/a | 69.0 mgCO2e | 61.0 s |" in text
     assert "[abc](http://127.0.0.1:5000/#/experiments/1/runs/abc)" in text
     assert text.startswith("# greenpipe experiment: 1.23 kJ over 2 stages")
+    rows.append(summary.stage_rows({}, {"report": "Failed"})[0])  # no record: not in the total
+    text = summary.stage_markdown(rows, "u", "abc")
+    assert text.startswith("# greenpipe experiment: 1.23 kJ over 2 of 3 stages")
+    assert "| report | failed | n/a | n/a | n/a | n/a |" in text
 
 
 def test_model_table_lines_up_each_models_accuracy_and_energy(tmp_path):

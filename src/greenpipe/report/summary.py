@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from greenpipe.report.units import si
+from greenpipe.tracking import ledger
 
 STATE_WORDS = {"Cached": "up to date", "Restored": "restored (run-cache)"}
 
@@ -19,10 +20,7 @@ def stage_rows(blocks: dict[str, list[dict]], outcome: dict[str, str]) -> list[d
     recorded energy block's gross and active J, gCO2e and seconds (None when unknown)."""
     rows = []
     for stage, state in outcome.items():
-        energy = next(
-            (b["energy"] for b in blocks.get(stage, []) if isinstance(b.get("energy"), dict)),
-            {},
-        )
+        energy = ledger.energy_of(blocks.get(stage, [])) or {}
         rows.append(
             {
                 "stage": stage,
@@ -57,10 +55,14 @@ def stage_markdown(rows: list[dict[str, Any]], parent_url: str, parent_id: str) 
     ]
     known = [r["energy_j"] for r in rows if r["energy_j"] is not None]
     total = si(sum(known), "J") if known else "n/a"
+    # the headline names the span it covers: a stage without a record adds nothing to it
+    span = (
+        f"{len(rows)} stages" if len(known) == len(rows) else f"{len(known)} of {len(rows)} stages"
+    )
     head = ["stage", "how", "energy (gross)", "active", "emissions", "duration"]
     return "\n\n".join(
         [
-            f"# greenpipe experiment: {total} over {len(rows)} stages",
+            f"# greenpipe experiment: {total} over {span}",
             f"MLflow parent run: [{parent_id}]({parent_url})",
             _md(head, body),
             "Gross = what CodeCarbon measured or estimated over the stage's whole span; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 
@@ -28,23 +29,83 @@ class DataError(GreenpipeError):
 
 class StageFailed(GreenpipeError):
     """A stage run by the flow failed: its own one-line error and exit status (2 for a
-    usage or config error, which retries cannot fix)."""
+    usage or config error, which retries cannot fix), or the signal that killed it."""
 
-    def __init__(self, stage: str, code: int, line: str) -> None:
-        super().__init__(f"stage '{stage}' failed (exit {code}): {line}")
-        self.stage, self.code = stage, code
+    def __init__(self, stage: str, code: int, line: str, signum: int | None = None) -> None:
+        if signum is None:
+            super().__init__(f"stage '{stage}' failed (exit {code}): {line}")
+        else:
+            super().__init__(
+                f"stage '{stage}' was killed by signal {signum} ({_signame(signum)}); {line}"
+            )
+        self.stage, self.code, self.signum = stage, code, signum
 
     @classmethod
     def from_stderr(cls, stage: str, stderr_tail: str, dvc_code: int) -> StageFailed:
-        """From the tail of `dvc repro --quiet`'s stderr. DVC exits 255 for any failed stage;
-        the stage's own last line says its kind: "greenpipe config error: ..." (or usage)
-        exited 2, "greenpipe error: ..." 1; without one, DVC's code and last line."""
+        """From the tail of `dvc repro`'s stderr and its exit status.
+
+        DVC exits 255 for any failed stage and names the stage's own status on its error
+        line (`ERROR: failed to reproduce '<stage>': failed to run: <cmd>, exited with N`):
+        -N when the signal N killed the stage's process, 128+N when the shell that ran it
+        reports that signal (dash forks the command; bash execs it). The stage's own last
+        line says what kind of failure it was: "greenpipe config error: ..." (or usage)
+        exited 2, "greenpipe error: ..." 1. Without one, the signal if any, else the
+        stage's status and its last line."""
         lines = [ln for ln in stderr_tail.replace("\r", "\n").splitlines() if ln.strip()]
-        line = next((ln for ln in reversed(lines) if ln.startswith("greenpipe")), None)
+        dvc_lines = [ln for ln in lines if ln.startswith(DVC_FAILED)]
+        stage_lines = [ln for ln in lines if not ln.startswith(DVC_FAILED)]
+        line = next((ln for ln in reversed(stage_lines) if ln.startswith("greenpipe")), None)
         m = re.match(r"greenpipe (?:(config|usage) )?error: ", line or "")
-        if m is None:
-            return cls(stage, dvc_code, line or (lines[-1] if lines else "no output"))
-        return cls(stage, EXIT_USAGE if m.group(1) else EXIT_RUNTIME, line[m.end() :])
+        if m is not None:
+            return cls(stage, EXIT_USAGE if m.group(1) else EXIT_RUNTIME, line[m.end() :])
+        status = _stage_status(dvc_lines[-1]) if dvc_lines else None
+        signum = _signal_of(status if status is not None else dvc_code)
+        if signum is not None:
+            return cls(stage, 128 + signum, _KILLED_FIX.get(signum, _RERUN), signum)
+        last = line or (stage_lines[-1] if stage_lines else "no output")
+        return cls(stage, dvc_code if status is None else status, last)
+
+
+DVC_FAILED = "ERROR: failed to reproduce "  # DVC's own line about a failed stage
+_RERUN = "run it again once the cause is gone (greenpipe run or dvc repro)"
+_KILLED_FIX = {  # who sends it, most often
+    9: "often the kernel's out-of-memory killer (see dmesg); " + _RERUN,
+    2: "interrupted (Ctrl-C); " + _RERUN,
+    15: "stopped by another process; " + _RERUN,
+}
+
+
+def _signame(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return "unknown signal"
+
+
+def _stage_status(dvc_line: str) -> int | None:
+    """The stage command's exit status on DVC's error line, if DVC ran it."""
+    m = re.search(r"failed to run: .*, exited with (-?\d+)\s*$", dvc_line)
+    return int(m.group(1)) if m else None
+
+
+def _signal_of(status: int) -> int | None:
+    """The signal a process exit status reports: -N (Python's Popen), 128+N (a shell's)."""
+    signum = -status if status < 0 else status - 128 if status > 128 else None
+    valid = signum is not None and signum in {s.value for s in signal.Signals}
+    return signum if valid else None
+
+
+def hide_dvc_errors(pending: bytes) -> tuple[bytes, bytes]:
+    """Split stderr read so far into what to show now and what to hold back: DVC's own
+    error line about a failed stage is not shown (the flow reports the stage in one line
+    of its own), and a last, unfinished line that may still become one is held."""
+    prefix = DVC_FAILED.encode()
+    parts = re.split(rb"(?<=[\r\n])", pending)
+    last = parts.pop()
+    shown = b"".join(p for p in parts if not p.startswith(prefix))
+    if prefix.startswith(last[: len(prefix)]):
+        return shown, last
+    return shown + last, b""
 
 
 def debug() -> bool:

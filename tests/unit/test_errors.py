@@ -119,6 +119,54 @@ def test_stage_failed_takes_the_stage_line_and_its_exit_status(tail, code, messa
     assert text.count("greenpipe") == 1  # the stage's own prefix is not repeated
 
 
+DVC_LINE = "ERROR: failed to reproduce 'train@tensorflow': failed to run: python t.py, exited with "
+BAR = "train teacher [tensorflow]:   2%|2         | 1/50\r"
+
+
+@pytest.mark.parametrize(
+    "tail, dvc_code, signum",
+    [
+        (BAR + DVC_LINE + "-9\n", 255, 9),  # bash execs the cmd: DVC sees -9
+        (BAR + "Killed\n" + DVC_LINE + "137\n", 255, 9),  # dash forks it and exits 128 + 9
+        (BAR + DVC_LINE + "-15\n", 255, 15),
+        (BAR, -9, 9),  # dvc itself was killed
+    ],
+)
+def test_a_stage_killed_by_a_signal_says_so_not_its_last_progress_line(tail, dvc_code, signum):
+    import signal
+
+    exc = StageFailed.from_stderr("train@tensorflow", tail, dvc_code)
+    name = signal.Signals(signum).name
+    assert str(exc).startswith(f"stage 'train@tensorflow' was killed by signal {signum} ({name}); ")
+    assert "2%" not in str(exc) and "run it again" in str(exc)
+    assert (exc.signum, exc.code, exit_code_for(exc)) == (signum, 128 + signum, 1)
+
+
+def test_the_stage_line_wins_over_dvc_and_a_bare_failure_keeps_the_stage_status():
+    tail = "greenpipe config error: unknown key 'x'\n" + DVC_LINE + "2\n"
+    assert StageFailed.from_stderr("s", tail, 255).code == 2
+    exc = StageFailed.from_stderr("s", "Traceback\nImportError: no torch\n" + DVC_LINE + "1\n", 255)
+    assert str(exc) == "stage 's' failed (exit 1): ImportError: no torch"
+    exc = StageFailed.from_stderr("s", "ERROR: Unable to acquire lock\n", 255)
+    assert str(exc) == "stage 's' failed (exit 255): ERROR: Unable to acquire lock"
+    assert StageFailed.from_stderr("s", DVC_LINE + "200\n", 255).signum is None  # 128+72: none
+
+
+def test_dvc_error_lines_are_held_back_from_the_console_and_nothing_else():
+    from greenpipe.errors import hide_dvc_errors
+
+    shown, held = hide_dvc_errors(b"epoch 1\repoch 2\r" + DVC_LINE.encode() + b"-9\nafter\n")
+    assert (shown, held) == (b"epoch 1\repoch 2\rafter\n", b"")
+    # an unfinished line is shown at once, unless it may still be DVC's
+    assert hide_dvc_errors(b"a\n 3%|") == (b"a\n 3%|", b"")
+    assert hide_dvc_errors(b"a\nERROR: fai") == (b"a\n", b"ERROR: fai")
+    assert hide_dvc_errors(b"ERROR: fai" + b"lure of my own\n") == (
+        b"ERROR: failure of my own\n",
+        b"",
+    )
+    assert hide_dvc_errors(b"E") == (b"", b"E")
+
+
 def test_console_log_lines_lose_their_traceback_unless_debug(monkeypatch):
     class PrefectConsoleHandler(logging.StreamHandler):  # stands in for Prefect's, by name
         pass

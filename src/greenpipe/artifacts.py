@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from greenpipe import liveness
 from greenpipe.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -44,16 +46,31 @@ def _check_inside(dest: Path) -> None:
         )
 
 
+def remove_abandoned(dest: Path) -> list[Path]:
+    """Remove the temporary files of `dest` whose writer is gone (a killed run: never renamed,
+    never "finished"). A live writer's file, in this process or another, is left alone, and
+    so is a temporary file whose writer cannot be told (another machine or container)."""
+    own = re.compile(
+        rf"\.{re.escape(dest.stem)}\.({liveness.TOKEN})\.[^.]+\.tmp{re.escape(dest.suffix)}"
+    )
+    removed = []
+    for path in dest.parent.iterdir():
+        m = own.fullmatch(path.name)
+        if m and liveness.token_gone(m.group(1)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     dest = Path(path)
     _check_inside(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dest.parent.glob(f".{dest.stem}.*.tmp{dest.suffix}"):
-        stale.unlink(missing_ok=True)  # left by a killed run; never renamed, never "finished"
+    remove_abandoned(dest)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent
+        prefix=f".{dest.stem}.{liveness.token()}.", suffix=f".tmp{dest.suffix}", dir=dest.parent
     )
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode

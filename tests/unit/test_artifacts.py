@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -55,6 +60,63 @@ def test_atomic_path_keeps_the_old_file_when_the_block_raises(tmp_path):
         raise RuntimeError
     assert dest.read_text() == "finished earlier"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+WRITER = """\
+import os, signal, sys
+from greenpipe.artifacts import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_text("from " + str(os.getpid()))
+    print(tmp, flush=True)
+    if sys.stdin.readline().strip() == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _writer(dest):
+    """Another process inside atomic_path(dest), its temporary file written; waits on stdin
+    ("die": SIGKILL itself, else finish and rename)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(dest)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return proc, Path(proc.stdout.readline().strip())
+
+
+def test_a_live_writers_temporary_file_is_left_alone(tmp_path):
+    dest = tmp_path / "out.json"
+    proc, theirs = _writer(dest)
+    try:
+        assert theirs.is_file() and theirs.parent == tmp_path
+        with atomic_path(dest) as tmp:
+            tmp.write_text("mine")
+        assert theirs.is_file()  # still there while its writer lives
+        assert dest.read_text() == "mine"
+    finally:
+        proc.communicate("finish\n", timeout=60)
+    assert proc.returncode == 0  # its rename found its file
+    assert dest.read_text() == f"from {proc.pid}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    dest = tmp_path / "out.json"
+    proc, theirs = _writer(dest)
+    proc.communicate("die\n", timeout=60)
+    assert proc.returncode == -signal.SIGKILL and theirs.is_file()
+    # temporary files whose writer cannot be told are kept: another machine or container
+    # (another machine hash), a name not made by atomic_path, another file's
+    foreign = tmp_path / f".out.00000000-{proc.pid}-1.abc.tmp.json"
+    unattributed = tmp_path / ".out.k3j2h1.tmp.json"
+    other_file = tmp_path / f".out.x.{theirs.name.split('.')[2]}.abc.tmp.json"
+    for p in (foreign, unattributed, other_file):
+        p.write_text("?")
+    with atomic_path(dest) as tmp:
+        tmp.write_text("new")
+    assert not theirs.exists() and dest.read_text() == "new"
+    assert foreign.exists() and unattributed.exists() and other_file.exists()
 
 
 def test_write_json_round_trips_numpy_scalars(tmp_path):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
+from greenpipe import liveness
+from greenpipe.errors import GreenpipeError
 from greenpipe.tracking import runs
 
 
@@ -31,28 +38,115 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_process_tags_name_this_process():
+def test_process_tags_name_this_process_and_its_machine():
+    import psutil
+
     tags = runs.process_tags()
     assert tags["greenpipe.pid"] == str(os.getpid())
-    assert float(tags["greenpipe.pid_started"]) > 0
+    assert float(tags["greenpipe.pid_started"]) == pytest.approx(
+        psutil.Process().create_time(), abs=0.01
+    )
+    assert tags["greenpipe.machine"] == liveness.machine_id()
+    if Path("/proc/sys/kernel/random/boot_id").exists():
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        assert tags["greenpipe.machine"].startswith(boot + "/pidns:")
 
 
-def test_only_runs_of_gone_processes_are_killed():
+def test_only_runs_of_gone_processes_on_this_machine_are_killed():
     me = runs.process_tags()
-    host = socket.gethostname()
+    here, dead = {**me}, str(_dead_pid())
+    other = {**me, "greenpipe.machine": me["greenpipe.machine"] + "0"}  # another container
     client = FakeClient(
         {
             "alive": me,
-            "dead": {"greenpipe.host": host, "greenpipe.pid": str(_dead_pid())},
+            "dead": {**here, "greenpipe.pid": dead},
             # this process's pid, but started at another time: the pid was reused
             "reused": {**me, "greenpipe.pid_started": "1.00"},
-            "other-host": {"greenpipe.host": host + "-x", "greenpipe.pid": str(_dead_pid())},
+            # same hostname, another pid namespace: its pids say nothing about this one's
+            "other-container-dead": {**other, "greenpipe.pid": dead},
+            "other-container-reused": {**other, "greenpipe.pid_started": "1.00"},
+            "recorded-before-machine": {
+                "greenpipe.host": me["greenpipe.host"],
+                "greenpipe.pid": dead,
+            },
             "untagged": {},
         }
     )
     killed = runs.reconcile_stale_runs(client, "0")
     assert sorted(killed) == ["dead", "reused"]
     assert client.terminated == {"dead": "KILLED", "reused": "KILLED"}
+
+
+@pytest.mark.skipif(
+    not shutil.which("unshare") or os.geteuid() != 0, reason="needs unshare and root"
+)
+def test_a_live_run_of_a_container_sharing_host_and_hostname_is_not_killed():
+    """A process in a pid namespace of its own (as in a container on this host, same hostname
+    and boot id) records its run; its pid, seen from here, is another process (pid 1 in the
+    namespace is init out here) or none. The run must stay RUNNING while it lives and be
+    killed only by a reconciler in its own namespace once it is gone."""
+    code = (
+        "import json, sys, time\n"
+        "from greenpipe.tracking import runs\n"
+        "print(json.dumps(runs.process_tags()), flush=True)\n"
+        "sys.stdin.readline()\n"
+    )
+    proc = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        tags = json.loads(proc.stdout.readline())
+        assert tags["greenpipe.host"] == socket.gethostname()
+        assert tags["greenpipe.machine"] != liveness.machine_id()  # same boot, other namespace
+        client = FakeClient({"container-run": tags})
+        assert runs.reconcile_stale_runs(client, "0") == [] and client.terminated == {}
+    finally:
+        proc.communicate("done\n", timeout=30)
+    assert proc.returncode == 0
+
+
+def test_an_https_server_without_a_port_is_probed_on_443():
+    from urllib.parse import urlparse
+
+    assert runs.server_address(urlparse("https://mlflow.example.org")) == (
+        "mlflow.example.org",
+        443,
+    )
+    assert runs.server_address(urlparse("https://mlflow.example.org/x")) == (
+        "mlflow.example.org",
+        443,
+    )
+    assert runs.server_address(urlparse("http://mlflow.example.org")) == ("mlflow.example.org", 80)
+    assert runs.server_address(urlparse("https://h:8443")) == ("h", 8443)
+
+
+def test_check_reachable_probes_the_schemes_port(monkeypatch):
+    probed = []
+
+    class Refused(OSError):
+        pass
+
+    def connect(address, timeout):
+        probed.append(address)
+        raise Refused
+
+    monkeypatch.setattr(runs.socket, "create_connection", connect)
+    with pytest.raises(GreenpipeError, match=r"https://mlflow\.example\.org is unreachable"):
+        runs.check_reachable("https://mlflow.example.org")
+    assert probed == [("mlflow.example.org", 443)]
+
+
+def test_check_reachable_finds_a_listening_server():
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+        runs.check_reachable(f"http://127.0.0.1:{port}")
+    with pytest.raises(GreenpipeError, match="unreachable; start it"):
+        runs.check_reachable(f"http://127.0.0.1:{port}")
 
 
 def test_experiments_open_in_the_model_training_view(tmp_path, monkeypatch):

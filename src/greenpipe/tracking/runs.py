@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from greenpipe import liveness
 from greenpipe.errors import GreenpipeError
 
 PARENT_ENV = "GREENPIPE_PARENT_RUN_ID"
@@ -35,6 +36,14 @@ def resolve_tracking_uri(configured: str, root: Path) -> str:
     return uri
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def server_address(parsed) -> tuple[str, int]:
+    """(host, port) of an http(s) tracking URI: its port, else the scheme's (80 or 443)."""
+    return parsed.hostname, parsed.port or DEFAULT_PORTS[parsed.scheme]
+
+
 def check_reachable(uri: str) -> None:
     """Fail fast, before any energy is spent, if the tracking store cannot be used."""
     parsed = urlparse(uri)
@@ -47,7 +56,7 @@ def check_reachable(uri: str) -> None:
             )
     elif parsed.scheme in ("http", "https"):
         try:
-            with socket.create_connection((parsed.hostname, parsed.port or 80), timeout=3):
+            with socket.create_connection(server_address(parsed), timeout=3):
                 pass
         except OSError:
             raise GreenpipeError(
@@ -184,50 +193,40 @@ def create_parent(
 
 
 def process_tags() -> dict[str, str]:
-    import psutil
-
-    started = psutil.Process().create_time()
+    """Who owns a run, for stale-run reconciliation: this process's pid and start time, and
+    the machine (kernel boot and pid namespace) the pid belongs to; the host for people."""
     return {
         "greenpipe.host": socket.gethostname(),
+        "greenpipe.machine": liveness.machine_id(),
         "greenpipe.pid": str(os.getpid()),
-        "greenpipe.pid_started": f"{started:.2f}",
+        "greenpipe.pid_started": f"{liveness.started_at():.2f}",
     }
 
 
-def _process_gone(pid: int, started: str | None) -> bool:
-    """True when process `pid` is gone (or a zombie), or the pid now belongs to a later
-    process (pid reuse)."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        now = proc.create_time()
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return True
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.Error:
+def _owner_gone(tags: dict[str, str]) -> bool:
+    """The run's process is certainly gone (liveness.gone); False for runs without the tags."""
+    pid, started = tags.get("greenpipe.pid", ""), tags.get("greenpipe.pid_started")
+    if not pid.isdigit():
         return False
     try:
-        return started is not None and abs(now - float(started)) > 1.0
+        start = float(started) if started is not None else None
     except ValueError:
-        return False
+        start = None
+    return liveness.gone(tags.get("greenpipe.machine"), int(pid), start)
 
 
 def reconcile_stale_runs(client, experiment_id: str) -> list[str]:
-    """Mark KILLED the runs of this host left RUNNING by a process that no longer exists.
+    """Mark KILLED the runs left RUNNING by a process that no longer exists.
 
-    A process is matched by pid and start time, so a pid the system has since reused for
-    another process does not keep a dead run RUNNING.
+    A process is matched by machine (boot id and pid namespace), pid and start time, so a
+    container that shares this hostname, or a pid the system has since reused, never gets a
+    live run killed or keeps a dead one RUNNING. Runs recorded without the machine (before
+    greenpipe recorded it) are left alone: their pid cannot be placed.
     """
-    host, killed = socket.gethostname(), []
+    killed = []
     runs = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=500)
     for run in runs:
-        tags = run.data.tags
-        pid = tags.get("greenpipe.pid")
-        if tags.get("greenpipe.host") != host or not pid or not pid.isdigit():
-            continue
-        if _process_gone(int(pid), tags.get("greenpipe.pid_started")):
+        if _owner_gone(run.data.tags):
             client.set_terminated(run.info.run_id, "KILLED")
             killed.append(run.info.run_id)
     return killed

@@ -176,6 +176,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from greenpipe.tracking import runs
 
     root = Path(args.root).resolve()
+    out = report_folder(root, args.out)  # before anything is read or written
     params = load_params(root / "params.yaml")
     experiment = args.experiment or params.experiment
     client, uri = runs.open_client(params.tracking, root)  # reads only: creates no experiment
@@ -189,7 +190,6 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"({uri}); run the pipeline first (dvc repro)"
         )
     points = crossrun.with_front(points, args.energy)
-    out = root / args.out
     title = f"{params.report.title}: all runs of '{experiment}'"
     for name, content in crossrun.build(points, args.energy, title).items():
         write = artifacts.write_bytes if isinstance(content, bytes) else artifacts.write_text
@@ -203,6 +203,17 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     print(f"greenpipe report: {len(points)} points; wrote {out / 'index.html'}", file=sys.stderr)
     return 0
+
+
+def report_folder(root: Path, out: str) -> Path:
+    """--out as a folder inside the repo (symlinks resolved); a usage error otherwise."""
+    folder = (root / out).resolve()
+    if not folder.is_relative_to(root):
+        raise UsageError(
+            f"--out '{out}' is outside the repo {root}; give a folder inside it "
+            "(default reports/pareto)"
+        )
+    return folder
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -306,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="total",
         help="energy axis the Pareto front ranks by (active: total above idle power)",
     )
-    rep.add_argument("--out", default="reports/pareto", help="output folder (repo-relative)")
+    rep.add_argument(
+        "--out", default="reports/pareto", help="output folder, inside the repo (repo-relative)"
+    )
     rep.add_argument("--experiment", help="MLflow experiment (default: params.yaml experiment)")
     rep.add_argument("--no-tag", action="store_true", help="do not tag runs greenpipe.pareto")
     rep.add_argument("--sweep", help="only the runs of this sweep id (tag greenpipe.sweep)")

@@ -297,3 +297,19 @@ def test_output_outside_the_repo_is_refused(tmp_path):
     )
     assert proc.returncode == 2 and "outside the repo" in _one_line(proc)
     assert not (tmp_path / "outside.npz").exists()
+
+
+@pytest.mark.parametrize("where", ["../outside", "absolute", "link/inside"])
+def test_report_out_outside_the_repo_is_refused_and_nothing_written(tmp_path, where):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _params(repo)
+    (repo / "link").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    out = str(tmp_path / "abs") if where == "absolute" else where
+    proc = _run(repo, str(Path(PY).parent / "greenpipe"), "report", "--out", out)
+    assert proc.returncode == 2, proc.stderr
+    line = _one_line(proc)
+    assert line.startswith(f"greenpipe usage error: --out '{out}' is outside the repo")
+    assert "give a folder inside it" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # nothing outside
+    assert sorted(p.name for p in repo.iterdir()) == ["link", "params.yaml"]  # no store either

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from greenpipe import artifacts
 from greenpipe.backends import get_backend
+from greenpipe.data.names import check_names, read_names
 from greenpipe.entry import backend_of, backend_parser, load, main_of
 from greenpipe.evaluate.memory import peak_memory
-from greenpipe.evaluate.quality import bootstrap_ci, quality
+from greenpipe.evaluate.quality import bootstrap_ci, confusion, confusion_csv, quality
 from greenpipe.evaluate.speed import energy_rounds, latency_ms, throughput
 from greenpipe.tracking.stage import stage_run
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--model", action="append", type=_model_arg, required=True, help="NAME=PATH, once per model"
     )
+    p.add_argument("--classes", default="data/classes.json", help="class names (JSON), by label")
     p.add_argument("--confusion", required=True)
     args = p.parse_args(argv)
     params = load(args)
@@ -59,15 +61,25 @@ def main(argv: list[str] | None = None) -> None:
     backend = get_backend(backend_of(args, params))
     with stage_run(f"evaluate@{backend.name}", params, args.metrics) as run:
         x, y = artifacts.load_dataset(args.data)["test"]
-        models = {name: backend.load(path) for name, path in args.model}
-        results, rows = {}, ["model,actual,predicted"]
-        for name, path in args.model:
+        not_made = {name: artifacts.skipped_reason(path) for name, path in args.model}
+        results = {
+            n: {"skipped": why, "backend": backend.name} for n, why in not_made.items() if why
+        }
+        made = [(name, path) for name, path in args.model if not not_made[name]]
+        models = {name: backend.load(path) for name, path in made}
+        names, rows = read_names(args.classes), []
+        check_names(names, int(y.max()) + 1, "the test split", args.classes)
+        for name, path in made:
             res, logits = evaluate_one(backend, models[name], x, y, cfg, params.seed)
+            check_names(names, logits.shape[1], f"model '{name}'", args.classes)
             res.update(size_bytes=Path(path).stat().st_size, backend=backend.name)
+            res["arch"] = models[name].meta["arch"]
+            res["confusion"] = confusion(logits, y, len(names)).tolist()  # rows: actual
             if cfg.peak_memory:
                 res.update(peak_memory(backend.name, path, x, cfg.throughput_batch_size))
             results[name] = res
-            rows += [f"{name},{a},{b}" for a, b in zip(y, logits.argmax(1), strict=True)]
+            pred = logits.argmax(1)
+            rows += [(name, names[a], names[b]) for a, b in zip(y, pred, strict=True)]
         predicts = {f"infer_{n}": predictor(backend, m) for n, m in models.items()}
         energy = energy_rounds(
             predicts,
@@ -79,10 +91,10 @@ def main(argv: list[str] | None = None) -> None:
             cfg.energy_min_seconds,
             run.active_j,
         )
-        for name in results:
+        for name in models:
             results[name].update(energy[f"infer_{name}"])
-        artifacts.write_text(args.confusion, "\n".join(rows) + "\n")
-        run.log_metrics({"models": results, "test_samples": len(y)})
+        artifacts.write_text(args.confusion, confusion_csv(rows))
+        run.log_metrics({"models": results, "test_samples": len(y), "classes": names})
 
 
 if __name__ == "__main__":

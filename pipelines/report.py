@@ -13,13 +13,14 @@ from greenpipe import artifacts
 from greenpipe.entry import load, main_of, stage_parser
 from greenpipe.errors import GreenpipeError
 from greenpipe.report import columns as col
+from greenpipe.report.classes import class_cols, class_rows
 from greenpipe.report.distillation import distillation_rows
 from greenpipe.report.findings import findings
 from greenpipe.report.headline import headline, models_csv
 from greenpipe.report.optimization import add_flags, optimization_rows
 from greenpipe.report.plot import accuracy_energy_png, energy_stages_png
 from greenpipe.report.render import Image, Page, Table, html_page, markdown
-from greenpipe.report.tables import model_rows, stage_rows
+from greenpipe.report.tables import model_rows, not_made, stage_rows
 from greenpipe.report.targets import target_notes, target_rows
 from greenpipe.report.units import RULE, si
 from greenpipe.tracking.stage import stage_run
@@ -109,7 +110,7 @@ def build_tables(per_backend: dict, stage_metrics: dict, total_inferences: int) 
     for backend, by_stage in per_backend.items():
         metrics.update({f"{st}@{backend}": m for st, m in by_stage.items()})
     targets = target_rows(models)
-    return [
+    tables = [
         Table("Models: quality (test split)", models, col.QUALITY_COLS),
         Table("Models: speed and size", models, col.SPEED_COLS),
         Table(
@@ -129,6 +130,19 @@ def build_tables(per_backend: dict, stage_metrics: dict, total_inferences: int) 
         Table("Optimization: before -> after", optimization_rows(models), col.OPTIMIZATION_COLS),
         Table("Energy per stage", stage_rows(metrics), col.STAGE_COLS),
     ]
+    per_class = class_rows(per_backend)  # none from records written before classes had names
+    if per_class:
+        per_class_intro = "Recall: the share of the class's test samples the model got right."
+        tables.insert(  # after the model tables, before the stages' (always the last)
+            len(tables) - 1,
+            Table("Per class (test split)", per_class, class_cols(per_class), per_class_intro),
+        )
+    return tables
+
+
+def skipped_notes(per_backend: dict, stage_metrics: dict) -> list[str]:
+    """Why each model that was not made is missing from the tables."""
+    return [n for m in per_backend.values() for n in not_made({**stage_metrics, **m})]
 
 
 def energy_intro(models: list[dict], total_inferences: int) -> str:
@@ -179,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         tables = build_tables(per_backend, stage_metrics, cfg.total_inferences)
         models, stages = tables[0].rows, tables[-1].rows
         found = findings(models, stages)
-        page = Page(cfg.title, tables, notes_for(stages), pictures(models, stages, args), found)
+        notes = [*skipped_notes(per_backend, stage_metrics), *notes_for(stages)]
+        page = Page(cfg.title, tables, notes, pictures(models, stages, args), found)
         artifacts.write_text(args.md, markdown(page))
         artifacts.write_text(args.html, html_page(page))
         run.log_artifact(args.stages_png)

@@ -88,14 +88,18 @@ def codecarbon_countries() -> frozenset[str]:
 class DataConfig(_Section):
     """prepare: the source and the stratified split.
 
-    image_folder: one subfolder per class under `path`, PNG or JPEG of any size, resized to
-    `image_size` x `image_size` pixels with `channels` channels (1 grayscale, 3 RGB).
+    image_folder: one subfolder per class under `path`, PNG or JPEG of any size and mode.
+    csv: a CSV file at `path` with columns `path` and `label` (greenpipe.data.image_csv).
+    Either way every image is converted to `channels` channels (1 grayscale, 3 RGB) and
+    brought to `image_size` x `image_size` pixels by `fit`: stretch (aspect ratio not kept),
+    pad (kept, centred on black) or crop (kept, centre cut out); see greenpipe.data.images.
     """
 
-    source: Literal["digits", "npz", "image_folder"] = "digits"
+    source: Literal["digits", "npz", "image_folder", "csv"] = "digits"
     path: str | None = None
     image_size: int = Field(32, ge=4, le=1024)
     channels: Literal[1, 3] = 1
+    fit: Literal["stretch", "pad", "crop"] = "stretch"
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
 

@@ -188,6 +188,51 @@ def test_mismatched_images_and_labels(tmp_path):
     assert "mm.npz" in line
 
 
+def _image_csv(tmp: Path, case: str) -> Path:
+    """inputs/pets/labels.csv over 4 PNGs per class, broken as `case` says."""
+    from PIL import Image
+
+    root = tmp / "inputs" / "pets"
+    (root / "img").mkdir(parents=True)
+    rows = []
+    for label in ("cat", "dog"):
+        for i in range(4):
+            Image.new("L", (6 + i, 8), 60 * i).save(root / "img" / f"{label}{i}.png")
+            rows.append(f"img/{label}{i}.png,{label}")
+    header = "path,label"
+    if case == "missing column":
+        header = "path,class"
+    if case == "missing image":
+        rows[5] = "img/gone.png,dog"
+    if case == "unreadable image":
+        (root / "img" / "dog1.png").write_bytes(b"\x89PNG cut short")
+    if case == "single class":
+        rows = [r.replace("dog", "cat") for r in rows]
+    (root / "labels.csv").write_text("\n".join([header, *rows]) + "\n")
+    return root / "labels.csv"
+
+
+CSV_CASES = [
+    ("missing column", "has no column 'label'"),
+    ("missing image", "line 7: image 'img/gone.png' does not exist"),
+    ("unreadable image", "line 7: 'img/dog1.png' is not a readable image"),
+    ("single class", "names 1 class ('cat')"),
+]
+
+
+@pytest.mark.parametrize("case, needle", CSV_CASES, ids=[c[0] for c in CSV_CASES])
+def test_bad_image_csv(tmp_path, case, needle):
+    csv = _image_csv(tmp_path, case)
+    line = _runtime_case(
+        tmp_path,
+        "prepare",
+        (*PREPARE_OUT, "--classes", "data/classes.json"),
+        {"data.source": "csv", "data.path": "inputs/pets/labels.csv", "data.image_size": 8},
+        ["data/prepared.npz", "data/classes.json", "metrics/prepare.json"],
+    )
+    assert needle in line and str(csv.relative_to(tmp_path)) in line, line
+
+
 def test_missing_stage_input(tmp_path):
     line = _runtime_case(
         tmp_path,

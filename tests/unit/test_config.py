@@ -74,7 +74,7 @@ def test_unknown_key_is_named(raw, key):
         ("distill", "temperature", 0),
         ("tracking", "country_iso_code", "France"),
         ("tracking", "country_iso_code", "fra"),
-        ("data", "source", "csv"),
+        ("data", "source", "tfrecord"),
         ("compress", "level", 10),
     ],
 )

@@ -88,7 +88,8 @@ def _npz(tmp_path, **arrays):
 def test_npz_uint8_is_scaled_and_gets_a_channel_axis(tmp_path):
     x = np.array([[[0, 255], [51, 102]]] * 3, dtype=np.uint8)
     path = _npz(tmp_path, x=x, y=np.array([0, 1, 2], dtype=np.int32))
-    xi, yi = load_npz_images(path)
+    xi, yi, names = load_npz_images(path)
+    assert names == ["0", "1", "2"]  # no classes array: the labels' decimal form
     assert xi.shape == (3, 2, 2, 1) and xi.dtype == np.float32
     np.testing.assert_allclose(xi[0, :, :, 0], [[0.0, 1.0], [0.2, 0.4]], rtol=1e-6)
     assert yi.dtype == np.int64 and yi.tolist() == [0, 1, 2]
@@ -96,7 +97,7 @@ def test_npz_uint8_is_scaled_and_gets_a_channel_axis(tmp_path):
 
 def test_npz_float_is_kept_as_is(tmp_path):
     x = np.full((2, 3, 3, 2), 0.5, dtype=np.float64)
-    xi, _ = load_npz_images(_npz(tmp_path, x=x, y=np.array([1, 0])))
+    xi, _, _ = load_npz_images(_npz(tmp_path, x=x, y=np.array([1, 0])))
     assert xi.shape == (2, 3, 3, 2) and xi.dtype == np.float32
     assert np.all(xi == 0.5)
 

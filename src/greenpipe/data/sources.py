@@ -1,15 +1,30 @@
-"""Where samples come from: scikit-learn's bundled digits, an npz with arrays x and y, or a
-folder of images with one subfolder per class."""
+"""Where samples come from: scikit-learn's bundled digits, an npz with arrays x and y (and
+optionally classes), a folder of images with one subfolder per class, or a CSV of image paths
+and labels (greenpipe.data.image_csv). Every source also names its classes."""
 
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from greenpipe.data.images import read_image
 from greenpipe.errors import DataError
+
+DIGIT_CLASSES = [str(d) for d in range(10)]
+
+
+class Loaded(NamedTuple):
+    """A source's samples (N, H, W, C) float32 in [0, 1], labels (N,) int64, the class
+    names (label i is classes[i]) and the files skipped as unreadable (image folders)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    classes: list[str]
+    skipped: list[str]
 
 
 def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
@@ -21,8 +36,10 @@ def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
     return x, d.target.astype(np.int64)
 
 
-def load_npz_images(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Arrays `x` (N, H, W[, C]) and `y` (N,) from an npz; x is scaled to [0, 1] if it is uint8."""
+def load_npz_images(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Arrays `x` (N, H, W[, C]) and `y` (N,) from an npz, and the class names: its optional
+    string array `classes` (label i is classes[i]), else "0", "1", ... up to max(y). x is
+    scaled to [0, 1] if it is uint8."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"data.path '{p}' does not exist; point data.path at an npz with x and y")
@@ -31,6 +48,7 @@ def load_npz_images(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             if "x" not in z.files or "y" not in z.files:
                 raise DataError(f"'{p}' must hold arrays named x and y (found {z.files})")
             x, y = z["x"], z["y"]
+            names = _npz_classes(p, z) if "classes" in z.files else None
     except (ValueError, OSError, zipfile.BadZipFile, AttributeError):
         raise DataError(
             f"data.path '{p}' is not a readable npz; point it at an npz with arrays x and y"
@@ -41,8 +59,33 @@ def load_npz_images(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(
             f"'{p}': x must be (N, H, W[, C]) with N == len(y); got {x.shape}, {y.shape}"
         )
+    y = y.astype(np.int64)
+    if len(y) and y.min() < 0:
+        raise DataError(f"'{p}': labels y must be integers >= 0 (found {int(y.min())})")
+    top = int(y.max()) + 1 if len(y) else 0
+    if names is not None and len(names) < top:
+        raise DataError(
+            f"'{p}': classes names {len(names)} class(es) but y goes up to {top - 1}; give "
+            "one name per label 0..max(y)"
+        )
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    return x, y.astype(np.int64)
+    return x, y, names if names is not None else [str(i) for i in range(top)]
+
+
+def _npz_classes(p: Path, z) -> list[str]:
+    """The npz's `classes`: a 1-D array of distinct names (str, bytes or integers)."""
+    try:
+        arr = z["classes"]
+    except ValueError:  # an object array needs pickle, which is never loaded
+        raise DataError(
+            f"'{p}': classes is an object array; save it as strings, e.g. np.array(['cat', 'dog'])"
+        ) from None
+    if arr.ndim != 1 or arr.dtype.kind not in "USiu":
+        raise DataError(f"'{p}': classes must be a 1-D array of names (got {arr.dtype}{arr.shape})")
+    names = [v.decode() if isinstance(v, bytes) else str(v) for v in arr.tolist()]
+    if len(set(names)) != len(names):
+        raise DataError(f"'{p}': classes names a class twice ({names}); give distinct names")
+    return names
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -50,8 +93,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 def check_source(source: str, path: str | None, root: Path) -> None:
     """Fail fast, before any stage or flow starts, if data.path cannot be what data.source
-    needs: an npz file, or a folder with at least two class subfolders (relative paths
-    are under the repo `root`). The contents are checked by prepare itself."""
+    needs: an npz file, a folder with at least two class subfolders, or an image CSV whose
+    rows all name existing files of at least two classes (relative paths are under the repo
+    `root`). The images themselves are decoded by prepare."""
     if source == "digits" or path is None:
         return
     p = Path(path) if Path(path).is_absolute() else root / path
@@ -60,6 +104,10 @@ def check_source(source: str, path: str | None, root: Path) -> None:
             f"data.path '{path}' does not exist; put the npz (arrays x and y) there or "
             "point data.path at one (see inputs/README.md)"
         )
+    if source == "csv":
+        from greenpipe.data.image_csv import read_table
+
+        read_table(p)
     if source == "image_folder":
         if not p.is_dir():
             raise DataError(
@@ -69,20 +117,18 @@ def check_source(source: str, path: str | None, root: Path) -> None:
         _class_dirs(p)
 
 
-def read_image(path: Path, size: int, channels: int) -> np.ndarray | None:
-    """One image as float32 (size, size, channels) in [0, 1], or None if it cannot be decoded
-    (unreadable, truncated or not an image)."""
-    from PIL import Image
+def load_source(cfg) -> Loaded:
+    """The samples, labels and class names data.source and data.path name (a DataConfig);
+    relative paths are read from the working directory (the repo root under DVC)."""
+    if cfg.source == "digits":
+        return Loaded(*load_digits_images(), DIGIT_CLASSES, [])
+    if cfg.source == "npz":
+        return Loaded(*load_npz_images(cfg.path), [])
+    if cfg.source == "csv":
+        from greenpipe.data.image_csv import load_image_csv
 
-    try:
-        with Image.open(path) as im:
-            im.load()  # decodes fully: a truncated file raises here, not later
-            im = im.convert("L" if channels == 1 else "RGB")
-            im = im.resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32) / 255.0
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
-    return arr.reshape(size, size, channels)
+        return Loaded(*load_image_csv(cfg.path, cfg.image_size, cfg.channels, cfg.fit), [])
+    return Loaded(*load_image_folder(cfg.path, cfg.image_size, cfg.channels, cfg.fit))
 
 
 def _class_dirs(root: Path) -> list[Path]:
@@ -95,10 +141,11 @@ def _class_dirs(root: Path) -> list[Path]:
 
 
 def load_image_folder(
-    path: str | Path, size: int, channels: int
+    path: str | Path, size: int, channels: int, fit: str = "stretch"
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Images under `path/<class>/*.png|jpg|jpeg` as (N, size, size, channels) float32 in
-    [0, 1], labels (N,) int64 by sorted class name, the class names, and the skipped files.
+    [0, 1] (decoded by `greenpipe.data.images.read_image`: the mixed sizes and modes rule),
+    labels (N,) int64 by sorted class name, the class names, and the skipped files.
 
     Unreadable or truncated files are skipped (returned, never raised); an empty class folder
     or a class with no readable image is a DataError.
@@ -112,7 +159,7 @@ def load_image_folder(
             raise DataError(f"class folder '{d}' has no PNG or JPEG image; fill or remove it")
         n_before = len(xs)
         for f in files:
-            img = read_image(f, size, channels)
+            img = read_image(f, size, channels, fit)
             if img is None:
                 skipped.append(str(f.relative_to(root)))
             else:
@@ -124,15 +171,24 @@ def load_image_folder(
 
 
 def stratified_split(
-    x: np.ndarray, y: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+    x: np.ndarray,
+    y: np.ndarray,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    names: list[str] | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Split into train/val/test with the class proportions kept in each, reproducibly by seed."""
+    """Split into train/val/test with the class proportions kept in each, reproducibly by seed.
+    `names` (label i is names[i]) only makes the errors name the class."""
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise DataError(f"the data set has {len(classes)} class(es); at least 2 are needed")
     if counts.min() < 3:
+        worst = int(classes[counts.argmin()])
+        label = f"'{names[worst]}' (label {worst})" if names else str(worst)
         raise DataError(
-            f"class {classes[counts.argmin()]} has {counts.min()} sample(s); each class needs >= 3"
+            f"class {label} has {counts.min()} sample(s); each class needs >= 3 (add images "
+            "of it or remove it)"
         )
     x_rest, x_test, y_rest, y_test = train_test_split(
         x, y, test_size=test_fraction, stratify=y, random_state=seed

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterable
+
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
@@ -18,7 +22,19 @@ def quality(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def confusion(logits: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts (n_classes, n_classes): row = actual class, column = predicted class."""
     return confusion_matrix(y, logits.argmax(axis=1), labels=list(range(n_classes)))
+
+
+def confusion_csv(rows: Iterable[tuple[str, str, str]]) -> str:
+    """The data of the `dvc plots` confusion template: a `model,actual,predicted` header and
+    one row per (model, test sample), the classes by name (CSV-quoted where a name holds a
+    comma, a quote or a line break)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(("model", "actual", "predicted"))
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def macro_f1_rows(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:

@@ -201,13 +201,30 @@ def test_sigkill_mid_compress_then_rerun_completes(image_ws):
 
 
 def test_stale_codecarbon_lock_does_not_block(own_workspace):
+    """CodeCarbon's lock file, as a SIGKILLed run in its lock mode leaves it behind: the stage
+    still runs and is measured over its whole span (greenpipe runs CodeCarbon with
+    allow_multiple_runs, which takes no lock), and the lock is left as it was."""
+    import json
     import tempfile
 
+    ws = own_workspace
     lock = Path(tempfile.gettempdir()) / ".codecarbon.lock"
     existed = lock.exists()
     lock.touch()
+    stamp = lock.stat().st_mtime_ns
+    known = {r.info.run_id for r in ws.runs()}
     try:
-        own_workspace.run("dvc", "repro", "--force", "--single-item", "prepare")
+        ws.run("dvc", "repro", "--force", "--single-item", "prepare")
+        assert lock.exists() and lock.stat().st_mtime_ns == stamp
     finally:
         if not existed:
             lock.unlink(missing_ok=True)
+    e = json.loads((ws.path / "metrics/prepare.json").read_text())["energy"]
+    # measured, and over the whole span: RAM's constant modelled power x the span's duration
+    assert e["ram_j"] / e["idle"]["ram_power_w"] == pytest.approx(
+        e["duration_s"], rel=0.02, abs=0.01
+    )
+    assert e["energy_j"] == pytest.approx(e["cpu_j"] + e["gpu_j"] + e["ram_j"], rel=1e-9)
+    run = next(r for r in ws.runs() if r.info.run_id not in known and r.info.run_name == "prepare")
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["energy_j"] == pytest.approx(e["energy_j"], rel=1e-9)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from greenpipe import artifacts
 from greenpipe.backends import get_backend
+from greenpipe.backends.base import NotApplicable
 from greenpipe.entry import backend_of, backend_parser, load, main_of
 from greenpipe.optimize.prune import fine_tune_config, prune_model
 from greenpipe.optimize.record import before_after, snapshot
@@ -47,14 +48,36 @@ def prune_and_fine_tune(backend, model, teacher, data, params) -> tuple[object, 
     info = {
         "val_acc_before_fine_tune": snapshot(backend, pruned, x_va, y_va, 0, 10)["val_acc"],
         "fine_tune_epochs_run": 0,
-        "channels": list(pruned.meta["arch"]["channels"]),
-        "hidden": pruned.meta["arch"]["hidden"],
+        "widths": pruned_widths(model.meta["graph"], pruned.meta["graph"]),
     }
     if prune.fine_tune_epochs > 0:
         cfg = fine_tune_config(params.distill, prune)
         hist = backend.distill(pruned, teacher, data, cfg, desc=f"fine-tune [{backend.name}]")
         info["fine_tune_epochs_run"] = len(hist.epochs)
     return pruned, info
+
+
+def pruned_widths(before: list[dict], after: list[dict]) -> dict[str, list[int]]:
+    """{layer: [filters before, after]} for the layers pruning narrowed."""
+    return {
+        a["name"]: [b["filters"], a["filters"]]
+        for b, a in zip(before, after, strict=True)
+        if a.get("filters") != b.get("filters")
+    }
+
+
+def derive(run, backend, task: str, path: str, make) -> tuple[object | None, dict | None]:
+    """Make one derived model in its own CodeCarbon task and save it to `path`; a model that
+    the optimization cannot handle (`NotApplicable`) gets a marker file with the reason."""
+    with run.meter.task(task) as energy:
+        try:
+            made = make()
+        except NotApplicable as exc:
+            artifacts.write_skipped(path, str(exc))
+            return None, {"skipped": str(exc)}
+        model, info = made if isinstance(made, tuple) else (made, {})
+        artifacts.save_model(backend, model, path)
+    return model, {**run.figures(energy), **info}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,26 +90,38 @@ def main(argv: list[str] | None = None) -> None:
         x_tr, val = data["train"][0], data["val"]
         model, teacher = backend.load(args.model), backend.load(args.teacher)
         results = {}
-        with run.meter.task("quantize") as energy:
-            q = backend.quantize(model, x_tr, cfg)
-            artifacts.save_model(backend, q, args.out)
-        paths = (args.model, args.out)
-        fig = run.figures(energy)
-        results["student_kd_int8"] = record(backend, (model, q), paths, fig, val, ev)
-        with run.meter.task("prune") as energy:
-            pruned, info = prune_and_fine_tune(backend, model, teacher, data, params)
-            artifacts.save_model(backend, pruned, args.pruned)
-        paths = (args.model, args.pruned)
-        results["student_kd_pruned"] = {
-            **record(backend, (model, pruned), paths, run.figures(energy), val, ev),
-            **info,
-        }
-        with run.meter.task("quantize_pruned") as energy:
-            pq = backend.quantize(pruned, x_tr, cfg)
-            artifacts.save_model(backend, pq, args.pruned_int8)
-        paths = (args.pruned, args.pruned_int8)
-        fig = run.figures(energy)
-        results["student_kd_pruned_int8"] = record(backend, (pruned, pq), paths, fig, val, ev)
+
+        def recorded(name, before, after, paths, info):
+            if after is None:
+                results[name] = info
+            else:
+                results[name] = {**record(backend, (before, after), paths, {}, val, ev), **info}
+
+        q, info = derive(
+            run, backend, "quantize", args.out, lambda: backend.quantize(model, x_tr, cfg)
+        )
+        recorded("student_kd_int8", model, q, (args.model, args.out), info)
+        pruned, info = derive(
+            run,
+            backend,
+            "prune",
+            args.pruned,
+            lambda: prune_and_fine_tune(backend, model, teacher, data, params),
+        )
+        recorded("student_kd_pruned", model, pruned, (args.model, args.pruned), info)
+        if pruned is None:
+            why = f"no pruned model to quantize: {info['skipped']}"
+            artifacts.write_skipped(args.pruned_int8, why)
+            results["student_kd_pruned_int8"] = {"skipped": why}
+        else:
+            pq, info = derive(
+                run,
+                backend,
+                "quantize_pruned",
+                args.pruned_int8,
+                lambda: backend.quantize(pruned, x_tr, cfg),
+            )
+            recorded("student_kd_pruned_int8", pruned, pq, (args.pruned, args.pruned_int8), info)
         run.log_metrics({**results, "method": cfg.quantization})
 
 

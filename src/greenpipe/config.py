@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -188,7 +188,7 @@ class CompressConfig(_Section):
 
 
 class ModelArch(_Section):
-    """A small CNN: conv blocks of `channels`, then one hidden dense layer."""
+    """arch cnn: conv blocks of `channels`, then one hidden dense layer."""
 
     channels: tuple[int, ...] = Field((32, 64), min_length=1, max_length=4)
     hidden: int = Field(512, ge=4, le=4096)
@@ -199,6 +199,88 @@ class ModelArch(_Section):
         if any(c <= 0 for c in self.channels):
             raise ValueError("channels must all be positive integers")
         return self
+
+
+class MlpArch(_Section):
+    """arch mlp: dense layers of `hidden` units over the flattened image."""
+
+    hidden: tuple[Annotated[int, Field(ge=4, le=16384)], ...] = Field((512, 256), min_length=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+
+
+class ResNetArch(_Section):
+    """arch resnet: CIFAR ResNet of `depth` = 6n + 2 layers, `width` channels in stage 1."""
+
+    depth: int = Field(20, ge=8, le=1202)
+    width: int = Field(16, ge=1, le=1024)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+    @field_validator("depth")
+    @classmethod
+    def _six_n_plus_two(cls, depth: int) -> int:
+        if (depth - 2) % 6:
+            raise ValueError(f"depth must be 6n + 2 (8, 14, 20, 32, 44, 56, 110), got {depth}")
+        return depth
+
+
+class MobileNetV2Arch(_Section):
+    """arch mobilenetv2: inverted residuals, channels x `width` (the width multiplier)."""
+
+    width: float = Field(1.0, ge=0.05, le=4)
+    last_channels: int = Field(1280, ge=8, le=8192)
+    dropout: float = Field(0.2, ge=0, lt=1)
+
+
+class CustomArch(_Section):
+    """arch custom: `function` in the model section's `file` builds the model. It is called
+    as function(input_shape, n_classes, framework=..., **the other keys here)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    function: str = Field("build", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+ZOO = "src/greenpipe/architectures/zoo.py"  # where the built-in architectures are defined
+ARCHS = ("cnn", "mlp", "resnet", "mobilenetv2")
+
+
+class ModelSpec(_Section):
+    """A model section: `arch` picks the architecture, `file` is where it is defined (a DVC
+    dependency of the stages that use the model), and each architecture has its own settings
+    subsection, so `-S train.model.arch=resnet` switches without touching the others."""
+
+    arch: Literal["cnn", "mlp", "resnet", "mobilenetv2", "custom"] = "cnn"
+    file: str = ZOO
+    cnn: ModelArch = ModelArch()
+    mlp: MlpArch = MlpArch()
+    resnet: ResNetArch = ResNetArch()
+    mobilenetv2: MobileNetV2Arch = MobileNetV2Arch()
+    custom: CustomArch = CustomArch()
+
+    @model_validator(mode="after")
+    def _file_matches_arch(self) -> ModelSpec:
+        if self.arch != "custom" and self.file != ZOO:
+            raise ValueError(
+                f"file {self.file!r} is used only with arch: custom; set arch: custom, "
+                f"or file: {ZOO} for the built-in {self.arch}"
+            )
+        if self.arch == "custom" and (self.file == ZOO or not self.file.endswith(".py")):
+            raise ValueError(
+                "arch custom needs file: your Python file in the repo (e.g. custom/models.py)"
+            )
+        if self.arch == "custom" and (
+            Path(self.file).is_absolute() or ".." in Path(self.file).parts
+        ):
+            raise ValueError(f"file {self.file!r} must be a path inside the repo, relative to it")
+        return self
+
+    @property
+    def settings(self):
+        """The chosen architecture's settings subsection."""
+        return getattr(self, self.arch)
 
 
 class FitConfig(_Section):
@@ -218,7 +300,7 @@ class TrainConfig(FitConfig):
     """train: the teacher; `backends` lists the frameworks dvc.yaml runs (one foreach item each)."""
 
     backends: tuple[BackendName, ...] = Field(("torch", "tensorflow"), min_length=1)
-    model: ModelArch = ModelArch()
+    model: ModelSpec = ModelSpec()
     nproc: int = Field(1, ge=1, le=64)  # >1: torch trains data-parallel (DDP) under torchrun
 
     @model_validator(mode="after")
@@ -235,7 +317,12 @@ class DistillConfig(FitConfig):
     loss: Literal["hinton", "logit_std"] = "logit_std"
     temperature: float = Field(4.0, gt=0, le=100)
     alpha: float = Field(0.7, ge=0, le=1)
-    model: ModelArch = ModelArch(channels=(16, 32), hidden=128, dropout=0.1)
+    model: ModelSpec = ModelSpec(
+        cnn=ModelArch(channels=(16, 32), hidden=128, dropout=0.1),
+        mlp=MlpArch(hidden=(128,), dropout=0.1),
+        resnet=ResNetArch(depth=8, width=8),
+        mobilenetv2=MobileNetV2Arch(width=0.25, last_channels=128, dropout=0.1),
+    )
     min_param_ratio: float = Field(5.0, ge=1)
 
 

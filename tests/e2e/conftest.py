@@ -18,8 +18,8 @@ OUTPUTS = ("data/", "models/", "metrics/", "plots/", "reports/", "dvc.lock", "ml
 
 SMALL = {
     "augment": {"factor": 2},
-    "train": {"epochs": 4, "patience": 2, "model": {"channels": [16, 32], "hidden": 256}},
-    "distill": {"epochs": 4, "patience": 2, "model": {"channels": [8, 16], "hidden": 32}},
+    "train": {"epochs": 4, "patience": 2, "model": {"cnn": {"channels": [16, 32], "hidden": 256}}},
+    "distill": {"epochs": 4, "patience": 2, "model": {"cnn": {"channels": [8, 16], "hidden": 32}}},
     "evaluate": {
         "warmup": 2,
         "latency_runs": 10,

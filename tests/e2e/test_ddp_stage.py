@@ -42,7 +42,7 @@ def test_ddp_stage_is_measured_from_the_launcher_over_every_rank(tmp_path):
             "epochs": 2,
             "batch_size": 30,
             "nproc": 2,
-            "model": {"channels": [4, 8], "hidden": 16},
+            "model": {"cnn": {"channels": [4, 8], "hidden": 16}},
         },
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

@@ -15,13 +15,23 @@ tf = pytest.importorskip("tensorflow")
 
 from greenpipe import artifacts  # noqa: E402
 from greenpipe.backends import available_backends, get_backend  # noqa: E402
-from greenpipe.config import DistillConfig, FitConfig, ModelArch, OptimizeConfig  # noqa: E402
+from greenpipe.architectures.graph import param_count  # noqa: E402
+from greenpipe.architectures.zoo import graph_of  # noqa: E402
+from greenpipe.config import (  # noqa: E402
+    DistillConfig,
+    FitConfig,
+    MobileNetV2Arch,
+    ModelArch,
+    ModelSpec,
+    OptimizeConfig,
+    ResNetArch,
+)
 from greenpipe.distill.kd_tensorflow import build_loss  # noqa: E402
 from greenpipe.errors import GreenpipeError  # noqa: E402
 
 SHAPE, CLASSES = (8, 8, 1), 3
-ARCH = ModelArch(channels=(16, 32), hidden=128, dropout=0.1)  # ~22k params
-TINY = ModelArch(channels=(8,), hidden=16, dropout=0.2)
+ARCH = ModelSpec(cnn=ModelArch(channels=(16, 32), hidden=128, dropout=0.1))  # ~22k params
+TINY = ModelSpec(cnn=ModelArch(channels=(8,), hidden=16, dropout=0.2))
 
 
 def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,14 +78,30 @@ def test_registered_and_named(be):
 
 
 @pytest.mark.parametrize(
-    "arch", [ARCH, TINY, ModelArch(channels=(4, 8, 8, 4), hidden=8, dropout=0.0)]
+    "arch",
+    [
+        ARCH,
+        TINY,
+        ModelSpec(cnn=ModelArch(channels=(4, 8, 8, 4), hidden=8, dropout=0.0)),
+        ModelSpec(arch="mlp"),
+        ModelSpec(arch="resnet"),  # ResNet-20: 0.27 M parameters in He et al., table 6
+        ModelSpec(arch="resnet", resnet=ResNetArch(depth=14, width=24)),
+        ModelSpec(arch="mobilenetv2"),
+        ModelSpec(arch="mobilenetv2", mobilenetv2=MobileNetV2Arch(width=0.35, last_channels=64)),
+    ],
+    ids=lambda spec: f"{spec.arch}-{spec.settings}",
 )
 def test_build_matches_torch_params_and_meta(be, arch):
+    """The same architecture has the same layers and parameter count in both frameworks,
+    and both agree with the count computed on the layer graph."""
     torch_be = get_backend("torch")
     ref = torch_be.build(arch, SHAPE, CLASSES)
     model = be.build(arch, SHAPE, CLASSES)
-    assert be.count_params(model) == torch_be.count_params(ref)
+    n = param_count(graph_of(arch, SHAPE, CLASSES), SHAPE)
+    assert be.count_params(model) == torch_be.count_params(ref) == n
     assert dict(model.meta) == ref.meta
+    if arch == ModelSpec(arch="resnet"):  # ResNet-20 with projection shortcuts on CIFAR-10
+        assert param_count(graph_of(arch, (32, 32, 3), 10), (32, 32, 3)) == 272_474
 
 
 # --- fit, determinism -----------------------------------------------------------------------
@@ -96,7 +122,9 @@ def test_early_stopping_restores_the_best_epoch(be, data):
     rng = np.random.default_rng(3)  # random labels: val loss rises as the model memorises
     noisy = {k: (x, rng.integers(0, CLASSES, len(y))) for k, (x, y) in data.items()}
     be.seed_everything(1)
-    model = be.build(ModelArch(channels=(16,), hidden=64, dropout=0.0), SHAPE, CLASSES)
+    model = be.build(
+        ModelSpec(cnn=ModelArch(channels=(16,), hidden=64, dropout=0.0)), SHAPE, CLASSES
+    )
     hist = be.fit(model, noisy, FitConfig(epochs=40, batch_size=16, lr=0.01, patience=2), "es")
     losses = [e["val_loss"] for e in hist.epochs]
     assert hist.stopped_early and len(hist.epochs) == hist.best_epoch + 2
@@ -170,7 +198,7 @@ def test_quantize_is_small_accurate_and_round_trips(be, trained, data, tmp_path,
     qm = be.quantize(model, data["train"][0], OptimizeConfig(quantization=mode))
     q_size = artifacts.save_model(be, qm, q_path)
     assert q_size <= float_size / 3
-    assert qm.meta == {**model.meta, "quantized": mode}
+    assert qm.meta == {**model.meta, "quantized": mode, "params": be.count_params(model)}
     assert be.count_params(qm) == be.count_params(model)
     q_logits = be.predict(qm, x)
     assert q_logits.dtype == np.float32 and q_logits.shape == (len(x), CLASSES)

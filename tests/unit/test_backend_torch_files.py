@@ -11,10 +11,10 @@ SCRIPT = textwrap.dedent(
     """
     import sys
     from greenpipe.backends.torch import TorchBackend
-    from greenpipe.config import ModelArch
+    from greenpipe.config import ModelArch, ModelSpec
     be = TorchBackend()
     be.seed_everything(3)
-    model = be.build(ModelArch(channels=(4, 8), hidden=16), (8, 8, 1), 3)
+    model = be.build(ModelSpec(cnn=ModelArch(channels=(4, 8), hidden=16)), (8, 8, 1), 3)
     be.save(model, sys.argv[1])
     """
 )

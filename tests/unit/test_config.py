@@ -25,8 +25,8 @@ def _config_error(raw) -> str:
 def test_defaults_build_and_are_frozen():
     p = Params()
     assert p.data.source == "digits" and p.data.path is None
-    assert p.train.epochs == 30 and p.train.model.channels == (32, 64)
-    assert p.distill.model.channels == (16, 32) and p.distill.model.hidden == 128
+    assert p.train.epochs == 30 and p.train.model.cnn.channels == (32, 64)
+    assert p.distill.model.cnn.channels == (16, 32) and p.distill.model.cnn.hidden == 128
     assert p.compress.dtype == "uint8" and p.compress.codec == "zlib"
     with pytest.raises(ValidationError):
         p.train.epochs = 3
@@ -44,7 +44,7 @@ def test_repo_params_yaml_loads_with_its_values():
     assert p.experiment == raw["experiment"]
     assert p.distill.epochs == raw["distill"]["epochs"]
     assert p.distill.temperature == raw["distill"]["temperature"]
-    assert p.train.model.channels == tuple(raw["train"]["model"]["channels"])
+    assert p.train.model.cnn.channels == tuple(raw["train"]["model"]["cnn"]["channels"])
     assert p.tracking.country_iso_code == raw["tracking"]["country_iso_code"]
 
 
@@ -53,7 +53,7 @@ def test_repo_params_yaml_loads_with_its_values():
     [
         ({"epochz": 1}, "epochz"),
         ({"train": {"epochz": 10}}, "train.epochz"),
-        ({"train": {"model": {"channelz": [8]}}}, "train.model.channelz"),
+        ({"train": {"model": {"cnn": {"channelz": [8]}}}}, "train.model.cnn.channelz"),
         ({"distill": {"temprature": 2.0}}, "distill.temprature"),
     ],
 )
@@ -106,8 +106,8 @@ def test_a_section_that_is_not_a_mapping_is_named():
 
 
 def test_non_positive_channels_name_the_model_section():
-    msg = _config_error({"train": {"model": {"channels": [16, 0]}}})
-    assert "'train.model'" in msg and "channels" in msg
+    msg = _config_error({"train": {"model": {"cnn": {"channels": [16, 0]}}}})
+    assert "'train.model.cnn'" in msg and "channels" in msg
 
 
 def test_npz_source_needs_a_path():

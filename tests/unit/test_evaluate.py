@@ -244,12 +244,12 @@ def test_energy_rounds_without_readings(x):
 def test_peak_memory_in_a_fresh_process(tmp_path):
     from greenpipe import artifacts
     from greenpipe.backends import get_backend
-    from greenpipe.config import ModelArch
+    from greenpipe.config import ModelArch, ModelSpec
     from greenpipe.evaluate.memory import peak_memory
 
     be = get_backend("torch")
     be.seed_everything(0)
-    model = be.build(ModelArch(channels=(4,), hidden=8, dropout=0.0), (8, 8, 1), 3)
+    model = be.build(ModelSpec(cnn=ModelArch(channels=(4,), hidden=8, dropout=0.0)), (8, 8, 1), 3)
     artifacts.save_model(be, model, tmp_path / "m.model")
     xs = np.random.default_rng(0).random((64, 8, 8, 1), dtype=np.float32)
     mem = peak_memory("torch", tmp_path / "m.model", xs, 32)

@@ -8,23 +8,40 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from greenpipe.config import DistillConfig, FitConfig, ModelArch, OptimizeConfig
+from greenpipe.config import DistillConfig, FitConfig, ModelSpec, OptimizeConfig
+from greenpipe.errors import GreenpipeError
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]
 Weights = dict[str, np.ndarray]
-"""A float CNN's weights in one framework-neutral NumPy layout (see `Backend.get_weights`):
-``conv{i}.w`` (out, in, kh, kw) and ``conv{i}.b`` (out,) for each conv block i;
-``hidden.w`` (hidden, C, H, W), the dense layer over the last feature map of C channels and
-H x W pixels, and ``hidden.b`` (hidden,); ``logits.w`` (classes, hidden), ``logits.b``."""
+"""A float built-in model's weights in one framework-neutral NumPy layout, keyed by graph
+node (see `Backend.get_weights`): ``<node>.w`` and ``<node>.b`` of a conv (out, in, kh, kw),
+a depthwise conv (C, 1, kh, kw) or a dense layer (out, in); a dense layer over a flattened
+feature map of C channels and H x W pixels has ``.w`` (out, C, H, W); a batch norm has
+``.gamma``, ``.beta``, ``.mean`` and ``.var`` (C,)."""
 
 
-def feature_hw(input_shape: tuple[int, ...], n_convs: int) -> tuple[int, int]:
-    """(H, W) of the last feature map: each conv block halves it while it is at least 2x2."""
-    h, w = int(input_shape[0]), int(input_shape[1])
-    for _ in range(n_convs):
-        if min(h, w) >= 2:
-            h, w = h // 2, w // 2
-    return h, w
+class NotApplicable(GreenpipeError):
+    """An optimization that cannot handle this model (a user's own model without a known
+    structure, or one its quantizer cannot trace); the message is the reason, reported per
+    model instead of failing the stage."""
+
+
+BN_KEYS = ("gamma", "beta", "mean", "var")
+
+
+def dense_map_shape(graph, input_shape: tuple[int, ...]) -> dict[str, tuple[int, int, int]]:
+    """{dense node: (C, H, W)} for dense layers that read a flattened (H, W, C) feature map."""
+    from greenpipe.architectures.graph import shapes
+
+    shp, by_name, out = shapes(graph, input_shape), {n.name: n for n in graph}, {}
+    for node in graph:
+        src = by_name.get(node.inputs[0]) if node.inputs else None
+        while src is not None and src.op == "dropout":
+            src = by_name.get(src.inputs[0]) if src.inputs else None
+        if node.op == "dense" and src is not None and src.op == "flatten":
+            h, w, c = src.inputs and shp[src.inputs[0]] or tuple(input_shape)
+            out[node.name] = (c, h, w)
+    return out
 
 
 @dataclass
@@ -53,7 +70,11 @@ class Backend(Protocol):
 
     def seed_everything(self, seed: int) -> None: ...
 
-    def build(self, arch: ModelArch, input_shape: tuple[int, ...], n_classes: int) -> Any: ...
+    def build(self, spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int) -> Any: ...
+
+    def build_graph(self, graph: Any, meta: dict[str, Any]) -> Any:
+        """A float model of a layer graph, with the input shape and classes of `meta`."""
+        ...
 
     def fit(self, model: Any, data: Splits, cfg: FitConfig, desc: str) -> History: ...
 

@@ -54,6 +54,7 @@ def _before_after(key: str, fmt: str | None = None, unit: str = "J"):
 QUALITY_COLS: list[Column] = [
     ("model", "model", "{}"),
     ("backend", "backend", "{}"),
+    ("arch", "architecture", "{}"),
     ("accuracy", "accuracy", "{:.4f}"),
     ("accuracy_ci", "accuracy CI", _interval("accuracy_ci_low", "accuracy_ci_high")),
     ("macro_f1", "macro-F1", "{:.4f}"),

@@ -136,8 +136,11 @@ def model_rows(metrics: dict[str, dict], total_inferences: int) -> list[dict[str
     rows = []
     data_j, data_active = data_energy(metrics), data_energy(metrics, "active_energy_j")
     for name, m in (_get(metrics, "evaluate", "models") or {}).items():
+        if "skipped" in m:  # not made: see not_made()
+            continue
         e = energy_to_obtain(name, metrics)
         row = {"model": name, "backend": m.get("backend", ""), "source": source_of(name)}
+        row["arch"] = m.get("arch", "cnn")  # records made before architectures were chosen
         row.update({k: m.get(k) for k in (*QUALITY_KEYS, *SPEED_KEYS)})
         row["size_kb"] = m["size_bytes"] / 1024 if m.get("size_bytes") is not None else None
         per_1k, act_1k = m.get("energy_per_1k_j"), m.get("active_energy_per_1k_j")
@@ -155,6 +158,16 @@ def model_rows(metrics: dict[str, dict], total_inferences: int) -> list[dict[str
         )
         rows.append(row)
     return rows
+
+
+def not_made(metrics: dict[str, dict]) -> list[str]:
+    """One sentence per model an optimization could not make, with the reason."""
+    models = _get(metrics, "evaluate", "models") or {}
+    return [
+        f"{name} [{m.get('backend', '')}] was not made: {m['skipped']}."
+        for name, m in models.items()
+        if "skipped" in m
+    ]
 
 
 def _total(obtain: float | None, per_1k: float | None, inferences: int) -> float | None:

@@ -1,8 +1,9 @@
-"""The TensorFlow/Keras backend: CNN teacher/student, early-stopped training, KD, TFLite int8.
+"""The TensorFlow/Keras backend: built-in graphs or user models, training, KD, TFLite int8.
 
 Float models are `keras.Model`s carrying a `.meta` dict and are saved as one `.keras` file
-(loaded with Keras' safe mode, so loading cannot run code); `.meta` is read back off the
-layers. Quantized models are `TFLiteModel`s saved as one `.tflite` flatbuffer with `.meta`
+(loaded with Keras' safe mode, so loading cannot run code; a user's model must use Keras'
+own layers); `.meta` travels as an extra entry of the archive. Quantized models are
+`TFLiteModel`s saved as one `.tflite` flatbuffer with `.meta`
 embedded as TFLite metadata.
 """
 
@@ -21,18 +22,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from greenpipe.backends.base import History
+from greenpipe.architectures import custom, graph
+from greenpipe.architectures.zoo import graph_of
+from greenpipe.backends.base import History, NotApplicable
 from greenpipe.backends.tensorflow import quantize as q
 from greenpipe.backends.tensorflow import weights as nw
 from greenpipe.backends.tensorflow.loops import cross_entropy, predictor, train_loop
-from greenpipe.backends.tensorflow.models import (
-    MODEL_NAME,
-    build_cnn,
-    meta_of,
-    param_count,
-)
-from greenpipe.backends.tensorflow.serialize import save_keras
-from greenpipe.config import DistillConfig, FitConfig, ModelArch, OptimizeConfig
+from greenpipe.backends.tensorflow.models import build_graph, trainable_count
+from greenpipe.backends.tensorflow.serialize import read_meta, save_keras
+from greenpipe.config import ConfigError, DistillConfig, FitConfig, ModelSpec, OptimizeConfig
 from greenpipe.distill.kd_tensorflow import build_loss
 from greenpipe.errors import GreenpipeError
 
@@ -74,10 +72,33 @@ class TensorFlowBackend:
         keras.utils.set_random_seed(seed % 2**32)
         tf.config.experimental.enable_op_determinism()
 
-    def build(self, arch: ModelArch, input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
-        """The Keras `SmallCNN`; initial weights depend only on the seed, as in torch."""
+    def build(self, spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
+        """The model of a model section: a built-in graph's functional model, or the user's
+        own (arch custom); initial weights depend only on the seed, as in torch."""
         keras.utils.set_random_seed(self._seed % 2**32)
-        return build_cnn(arch, tuple(int(d) for d in input_shape), int(n_classes))
+        shape, n = tuple(int(d) for d in input_shape), int(n_classes)
+        if spec.arch == "custom":
+            meta = {"custom": custom.spec_of(spec)}
+            model = custom.build(meta["custom"], shape, n, "tensorflow")
+            if not isinstance(model, keras.Model):
+                raise ConfigError(
+                    f"{spec.file}:{spec.custom.function} returned {type(model).__name__}, "
+                    "not a keras.Model, for framework='tensorflow'"
+                )
+        else:
+            g = graph_of(spec, shape, n)
+            meta, model = {"graph": graph.to_json(g)}, build_graph(g, shape)
+        meta = {"arch": spec.arch, **meta, "input_shape": list(shape), "n_classes": n}
+        model.meta = {**meta, "quantized": None}
+        return model
+
+    def build_graph(self, g: graph.Graph, meta: dict) -> keras.Model:
+        """A float model of layer graph `g` with the input shape and classes of `meta`."""
+        keras.utils.set_random_seed(self._seed % 2**32)
+        model = build_graph(g, tuple(meta["input_shape"]))
+        model.meta = {**meta, "graph": graph.to_json(g), "quantized": None}
+        model.meta.pop("params", None)
+        return model
 
     def fit(self, model: keras.Model, data: dict, cfg: FitConfig, desc: str) -> History:
         return train_loop(model, data, cfg, self._seed, desc, cross_entropy, mixed=bool(self._gpus))
@@ -104,8 +125,13 @@ class TensorFlowBackend:
         """int8 TFLite model calibrated on the first cfg.calibration_samples of calib_x."""
         if isinstance(model, q.TFLiteModel):
             raise GreenpipeError("the model is already int8; quantize the float .keras model")
-        meta = {**model.meta, "quantized": cfg.quantization}
-        flat = q.convert(model, calib_x[: cfg.calibration_samples], cfg.quantization)
+        meta = {**model.meta, "quantized": cfg.quantization, "params": trainable_count(model)}
+        try:
+            flat = q.convert(model, calib_x[: cfg.calibration_samples], cfg.quantization)
+        except GreenpipeError as exc:  # a user's layers the converter cannot lower: a reason
+            if "custom" in model.meta:
+                raise NotApplicable(str(exc)) from None
+            raise
         return q.TFLiteModel(q.embed_meta(flat, meta), meta)
 
     def save(self, model: Model, path: Path) -> None:
@@ -141,9 +167,10 @@ class TensorFlowBackend:
         except Exception as exc:  # zip, JSON, HDF5 or config errors
             why = f"not a readable .keras archive: {exc.__class__.__name__}"
             raise _bad_file(path, why) from None
-        if not isinstance(model, keras.Model) or model.name != MODEL_NAME:
+        meta = read_meta(path) if isinstance(model, keras.Model) else None
+        if meta is None:
             raise _bad_file(path, "not a greenpipe tensorflow model")
-        model.meta = meta_of(model)
+        model.meta = meta
         return model
 
     def _load_tflite(self, path: Path, raw: bytes) -> q.TFLiteModel:
@@ -157,12 +184,12 @@ class TensorFlowBackend:
         return model
 
     def count_params(self, model: Model) -> int:
-        """Weights and biases. An int8 model has as many as the float model it came from
-        (quantization drops none), computed from its `.meta` architecture."""
+        """Trainable weights and biases (batch norm: scale and shift, as torch counts them).
+        An int8 model has as many as the float model it came from (quantization drops none),
+        recorded in its `.meta` when it was converted."""
         if isinstance(model, q.TFLiteModel):
-            m = model.meta
-            return param_count(ModelArch(**m["arch"]), tuple(m["input_shape"]), m["n_classes"])
-        return int(model.count_params())
+            return int(model.meta["params"])
+        return trainable_count(model)
 
     def file_suffix(self, quantized: bool) -> str:
         return ".tflite" if quantized else ".keras"

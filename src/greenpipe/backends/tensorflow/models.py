@@ -1,67 +1,48 @@
-"""The Keras CNN used for teacher and student: the same layers as the torch `SmallCNN`.
-
-The model's `.meta` is derivable from its layers (`meta_of`), so a `.keras` file needs no
-side channel: loading rebuilds the same dict that `build_cnn` attached.
-"""
+"""Keras models for the layer graphs of `greenpipe.architectures` (the same layers, names and
+parameter counts as the torch `GraphNet`), and the `.meta` a model file carries."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
 
-from greenpipe.config import ModelArch
+from greenpipe.architectures.graph import Graph, Node
 
-MODEL_NAME = "greenpipe_smallcnn"
+MODEL_NAME = "greenpipe_model"
 
 
-def build_cnn(arch: ModelArch, input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
-    """conv3x3-ReLU-maxpool blocks, then dropout, one hidden dense layer and float32 logits.
+def _layer(node: Node, last: bool):
+    kw = {"name": node.name}
+    if node.op == "conv":
+        return keras.layers.Conv2D(
+            node.filters, node.kernel, node.stride, padding="same", use_bias=node.bias, **kw
+        )
+    if node.op == "dwconv":
+        return keras.layers.DepthwiseConv2D(
+            node.kernel, node.stride, padding="same", use_bias=node.bias, **kw
+        )
+    if node.op == "dense":  # the logits stay float32 under a mixed-precision policy
+        return keras.layers.Dense(node.filters, **kw, **({"dtype": "float32"} if last else {}))
+    if node.op == "dropout":
+        return keras.layers.Dropout(node.rate, **kw)
+    if node.op == "relu6":
+        return keras.layers.ReLU(max_value=6.0, **kw)
+    simple = {"bn": keras.layers.BatchNormalization, "relu": keras.layers.ReLU}
+    simple |= {"maxpool": keras.layers.MaxPooling2D, "gap": keras.layers.GlobalAveragePooling2D}
+    simple |= {"flatten": keras.layers.Flatten, "add": keras.layers.Add}
+    return simple[node.op](**kw)
 
-    A block pools only while the feature map is at least 2x2, as in the torch model. The
-    logits layer is float32 even under a mixed-precision policy.
-    """
-    h, w, _ = input_shape
+
+def build_graph(graph: Graph, input_shape: tuple[int, ...]) -> keras.Model:
+    """The functional Keras model of `graph` for (H, W, C) inputs; its output the last node."""
     inputs = keras.Input(shape=tuple(input_shape), name="images")
-    x = inputs
-    for i, c in enumerate(arch.channels):
-        x = keras.layers.Conv2D(c, 3, padding="same", activation="relu", name=f"conv{i}")(x)
-        if min(h, w) >= 2:
-            x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
-            h, w = h // 2, w // 2
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dropout(arch.dropout, name="dropout")(x)
-    x = keras.layers.Dense(arch.hidden, activation="relu", name="hidden")(x)
-    logits = keras.layers.Dense(n_classes, dtype="float32", name="logits")(x)
-    model = keras.Model(inputs, logits, name=MODEL_NAME)
-    model.meta = meta_of(model)
-    return model
+    env = {}
+    for i, node in enumerate(graph):
+        ins = [env[name] for name in node.inputs] or [inputs]
+        layer = _layer(node, last=i == len(graph) - 1)
+        env[node.name] = layer(ins if node.op == "add" else ins[0])
+    return keras.Model(inputs, env[graph[-1].name], name=MODEL_NAME)
 
 
-def meta_of(model: keras.Model) -> dict[str, Any]:
-    """{"arch", "input_shape", "n_classes", "quantized": None}, read off the layers."""
-    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    arch = ModelArch(
-        channels=tuple(layer.filters for layer in convs),
-        hidden=model.get_layer("hidden").units,
-        dropout=model.get_layer("dropout").rate,
-    )
-    return {
-        "arch": arch.model_dump(mode="json"),
-        "input_shape": [int(d) for d in model.input_shape[1:]],
-        "n_classes": int(model.get_layer("logits").units),
-        "quantized": None,
-    }
-
-
-def param_count(arch: ModelArch, input_shape: tuple[int, ...], n_classes: int) -> int:
-    """Weights + biases of `build_cnn(arch, input_shape, n_classes)`, without building it."""
-    h, w, c = input_shape
-    n = 0
-    for out_c in arch.channels:
-        n += 9 * c * out_c + out_c
-        if min(h, w) >= 2:
-            h, w = h // 2, w // 2
-        c = out_c
-    flat = c * h * w
-    return n + flat * arch.hidden + arch.hidden + arch.hidden * n_classes + n_classes
+def trainable_count(model: keras.Model) -> int:
+    """Trainable weights and biases (batch norm: scale and shift), as torch counts them."""
+    return int(sum(int(w.numpy().size) for w in model.trainable_weights))

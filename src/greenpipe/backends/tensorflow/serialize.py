@@ -19,10 +19,12 @@ from typing import Any
 import keras
 
 EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
+META_ENTRY = "greenpipe.json"  # the model's `.meta`, an extra archive entry Keras ignores
 
 
 def save_keras(model: keras.Model, path: Path) -> None:
-    """`model.save(path)` (a `.keras` archive), then normalise it to reproducible bytes."""
+    """`model.save(path)` (a `.keras` archive), then normalise it to reproducible bytes and
+    add the model's `.meta`."""
     with warnings.catch_warnings():
         # Keras 3.15 converts variables with np.array(x), which NumPy 2 flags; harmless here.
         warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
@@ -40,6 +42,17 @@ def save_keras(model: keras.Model, path: Path) -> None:
             fixed = zipfile.ZipInfo(info.filename, date_time=EPOCH)
             fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
             zf.writestr(fixed, data)
+        fixed = zipfile.ZipInfo(META_ENTRY, date_time=EPOCH)
+        fixed.compress_type = zipfile.ZIP_DEFLATED
+        zf.writestr(fixed, json.dumps(model.meta, sort_keys=True))
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    """The `.meta` stored in a `.keras` archive by `save_keras`, or None."""
+    with zipfile.ZipFile(path) as zf:
+        if META_ENTRY not in zf.namelist():
+            return None
+        return json.loads(zf.read(META_ENTRY))
 
 
 def _renumber(node: Any, ids: dict[int, int]) -> Any:

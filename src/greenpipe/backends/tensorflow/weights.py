@@ -1,8 +1,9 @@
-"""Keras CNN weights <-> the framework-neutral NumPy layout (`greenpipe.backends.base.Weights`).
+"""Keras graph-model weights <-> the framework-neutral NumPy layout (`backends.base.Weights`).
 
-Keras stores conv kernels as (kh, kw, in, out) and dense kernels as (in, out), and flattens
-NHWC feature maps channel-minor (index (h * W + w) * C + c); the hidden kernel is reshaped to
-(H, W, C, hidden) and transposed to the neutral (hidden, C, H, W).
+Keras stores conv kernels as (kh, kw, in, out), depthwise kernels as (kh, kw, C, 1) and dense
+kernels as (in, out), and flattens NHWC feature maps channel-minor (index (h * W + w) * C +
+c); a dense kernel over a flattened map is reshaped to (H, W, C, out) and transposed to the
+neutral (out, C, H, W).
 """
 
 from __future__ import annotations
@@ -10,45 +11,74 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from greenpipe.backends.base import Weights, feature_hw
+from greenpipe.backends.base import BN_KEYS, Weights, dense_map_shape
 from greenpipe.errors import GreenpipeError
 
 
-def _convs(model: keras.Model) -> list:
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+def _check(model) -> None:
+    if not isinstance(model, keras.Model) or "graph" not in model.meta:
+        what = "a custom model" if isinstance(model, keras.Model) else "an int8 model"
+        raise GreenpipeError(f"weights can only be read from a float built-in model, not {what}")
 
 
-def _check_float(model) -> None:
-    if not isinstance(model, keras.Model):
-        raise GreenpipeError("weights can only be read from a float model, not an int8 one")
+def _to_neutral(node, arrays: list[np.ndarray], cwh) -> dict[str, np.ndarray]:
+    if node.op == "bn":  # Keras order: gamma, beta, moving mean, moving variance
+        return {f"{node.name}.{k}": a for k, a in zip(BN_KEYS, arrays, strict=True)}
+    kernel, *bias = arrays
+    if node.op == "conv":
+        w = kernel.transpose(3, 2, 0, 1)
+    elif node.op == "dwconv":
+        w = kernel.transpose(2, 3, 0, 1)
+    elif cwh:  # dense over a flattened (H, W, C) map
+        c, h, wd = cwh
+        w = kernel.reshape(h, wd, c, -1).transpose(3, 2, 0, 1)
+    else:
+        w = kernel.T
+    out = {f"{node.name}.w": w}
+    if bias:
+        out[f"{node.name}.b"] = bias[0]
+    return out
+
+
+def _from_neutral(node, weights: Weights, cwh) -> list[np.ndarray]:
+    def get(key):
+        return np.asarray(weights[f"{node.name}.{key}"], np.float32)
+
+    if node.op == "bn":
+        return [get(k) for k in BN_KEYS]
+    w = get("w")
+    if node.op == "conv":
+        kernel = w.transpose(2, 3, 1, 0)
+    elif node.op == "dwconv":
+        kernel = w.transpose(2, 3, 0, 1)
+    elif cwh:
+        kernel = w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0])
+    else:
+        kernel = w.T
+    return [kernel, get("b")] if f"{node.name}.b" in weights else [kernel]
+
+
+def _weighted(model: keras.Model):
+    from greenpipe.architectures.graph import from_json
+
+    graph = from_json(model.meta["graph"])
+    maps = dense_map_shape(graph, tuple(model.meta["input_shape"]))
+    for node in graph:
+        if node.op in ("conv", "dwconv", "dense", "bn"):
+            yield node, model.get_layer(node.name), maps.get(node.name)
 
 
 def get_weights(model: keras.Model) -> Weights:
-    """NumPy copies of every conv, hidden and logits weight and bias."""
-    _check_float(model)
+    """NumPy copies of every weight, bias and batch-norm statistic."""
+    _check(model)
     out: Weights = {}
-    convs = _convs(model)
-    for i, conv in enumerate(convs):
-        kernel, bias = conv.get_weights()
-        out[f"conv{i}.w"], out[f"conv{i}.b"] = kernel.transpose(3, 2, 0, 1).copy(), bias.copy()
-    h, w = feature_hw(tuple(model.meta["input_shape"]), len(convs))
-    kernel, bias = model.get_layer("hidden").get_weights()
-    c = convs[-1].filters
-    out["hidden.w"] = kernel.reshape(h, w, c, -1).transpose(3, 2, 0, 1).copy()
-    out["hidden.b"] = bias.copy()
-    kernel, bias = model.get_layer("logits").get_weights()
-    out["logits.w"], out["logits.b"] = kernel.T.copy(), bias.copy()
+    for node, layer, cwh in _weighted(model):
+        out.update({k: v.copy() for k, v in _to_neutral(node, layer.get_weights(), cwh).items()})
     return out
 
 
 def set_weights(model: keras.Model, weights: Weights) -> None:
     """Copy `weights` into `model` (shapes must match its architecture exactly)."""
-    _check_float(model)
-    for i, conv in enumerate(_convs(model)):
-        kernel = np.asarray(weights[f"conv{i}.w"], np.float32).transpose(2, 3, 1, 0)
-        conv.set_weights([kernel, np.asarray(weights[f"conv{i}.b"], np.float32)])
-    hidden_w = np.asarray(weights["hidden.w"], np.float32)
-    kernel = hidden_w.transpose(2, 3, 1, 0).reshape(-1, hidden_w.shape[0])
-    model.get_layer("hidden").set_weights([kernel, np.asarray(weights["hidden.b"], np.float32)])
-    logits = [np.asarray(weights["logits.w"], np.float32).T, np.asarray(weights["logits.b"])]
-    model.get_layer("logits").set_weights([logits[0], logits[1].astype(np.float32)])
+    _check(model)
+    for node, layer, cwh in _weighted(model):
+        layer.set_weights(_from_neutral(node, weights, cwh))

@@ -1,4 +1,4 @@
-"""The PyTorch backend: CNN teacher/student, early-stopped training, KD, int8 quantization."""
+"""The PyTorch backend: built-in graphs or user models, training, KD, int8 quantization."""
 
 from __future__ import annotations
 
@@ -16,13 +16,15 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 
+from greenpipe.architectures import custom, graph
+from greenpipe.architectures.zoo import graph_of
 from greenpipe.backends.base import History
 from greenpipe.backends.torch import quantize as q
 from greenpipe.backends.torch import weights as nw
 from greenpipe.backends.torch.loops import to_tensor, train_loop
-from greenpipe.backends.torch.models import SmallCNN
+from greenpipe.backends.torch.models import GraphNet
 from greenpipe.backends.torch.serialize import pack_state, unpack_state
-from greenpipe.config import DistillConfig, FitConfig, ModelArch, OptimizeConfig
+from greenpipe.config import ConfigError, DistillConfig, FitConfig, ModelSpec, OptimizeConfig
 from greenpipe.distill.kd_torch import build_loss
 from greenpipe.errors import GreenpipeError
 
@@ -63,16 +65,38 @@ class TorchBackend:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
 
-    def build(self, arch: ModelArch, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    def build(self, spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+        """The model of a model section: a built-in graph's `GraphNet`, or the user's own
+        module (arch custom); initial weights depend only on the seed."""
+        shape = tuple(int(d) for d in input_shape)
+        if spec.arch == "custom":
+            meta = {"custom": custom.spec_of(spec)}
+        else:
+            meta = {"graph": graph.to_json(graph_of(spec, shape, n_classes))}
+        meta = {"arch": spec.arch, **meta, "input_shape": list(shape), "n_classes": int(n_classes)}
+        return self._instantiate({**meta, "quantized": None}).to(self._device)
+
+    def build_graph(self, g: graph.Graph, meta: dict) -> nn.Module:
+        """A float model of layer graph `g` with the input shape and classes of `meta`."""
+        return self._instantiate({**meta, "graph": graph.to_json(g), "quantized": None}).to(
+            self._device
+        )
+
+    def _instantiate(self, meta: dict) -> nn.Module:
+        """A freshly initialised float model of `meta` (seeded)."""
         torch.manual_seed(self._seed)
-        model = SmallCNN(arch, tuple(input_shape), n_classes)
-        model.meta = {
-            "arch": arch.model_dump(mode="json"),
-            "input_shape": list(input_shape),
-            "n_classes": n_classes,
-            "quantized": None,
-        }
-        return model.to(self._device)
+        shape = tuple(meta["input_shape"])
+        if "graph" in meta:
+            model = GraphNet(graph.from_json(meta["graph"]), shape)
+        else:
+            model = custom.build(meta["custom"], shape, meta["n_classes"], "torch")
+            if not isinstance(model, nn.Module):
+                raise ConfigError(
+                    f"{meta['custom']['file']}:{meta['custom']['function']} returned "
+                    f"{type(model).__name__}, not a torch.nn.Module, for framework='torch'"
+                )
+        model.meta = meta
+        return model
 
     def fit(self, model: nn.Module, data: dict, cfg: FitConfig, desc: str) -> History:
         def ce(logits, _aux, y):
@@ -150,9 +174,10 @@ class TorchBackend:
         if header.get("format") != FORMAT:
             raise GreenpipeError(f"'{path}' is not a greenpipe torch model; re-run its stage")
         meta = json.loads(header["meta"])
-        model = SmallCNN(ModelArch(**meta["arch"]), tuple(meta["input_shape"]), meta["n_classes"])
+        model = self._instantiate({**meta, "quantized": None})
         if meta.get("quantized"):
-            model = q.skeleton(model, meta["quantized"])
+            example = np.zeros((1, *meta["input_shape"]), np.float32)
+            model = q.skeleton(model, meta["quantized"], example)
             packed = {
                 "tensors": tensors,
                 "info": json.loads(header["info"]),
@@ -166,9 +191,10 @@ class TorchBackend:
         return model.eval()
 
     def count_params(self, model: nn.Module) -> int:
-        """Weights and biases, counted on the float model or on the int8 packed layers."""
+        """Trainable weights and biases, counted on the float model (batch norm: scale and
+        shift) or on the int8 packed layers."""
         if not model.meta.get("quantized"):
-            return sum(p.numel() for p in model.parameters())
+            return sum(p.numel() for p in model.parameters() if p.requires_grad)
         n = 0
         for m in model.modules():
             if hasattr(m, "weight") and callable(m.weight) and hasattr(m, "bias"):

@@ -1,7 +1,8 @@
-"""`SmallCNN` weights <-> the framework-neutral NumPy layout (`greenpipe.backends.base.Weights`).
+"""`GraphNet` weights <-> the framework-neutral NumPy layout (`greenpipe.backends.base.Weights`).
 
 torch already stores conv kernels as (out, in, kh, kw) and dense weights as (out, in), and
-flattens NCHW feature maps channel-major, so the hidden weight only needs a reshape.
+flattens NCHW feature maps channel-major, so a dense layer over a flattened map only needs a
+reshape to (out, C, H, W).
 """
 
 from __future__ import annotations
@@ -10,50 +11,45 @@ import numpy as np
 import torch
 from torch import nn
 
-from greenpipe.backends.base import Weights, feature_hw
+from greenpipe.backends.base import BN_KEYS, Weights, dense_map_shape
 from greenpipe.errors import GreenpipeError
 
-
-def _convs(model: nn.Module) -> list[nn.Conv2d]:
-    return [m for m in model.features if isinstance(m, nn.Conv2d)]
+_BN = {"gamma": "weight", "beta": "bias", "mean": "running_mean", "var": "running_var"}
 
 
-def _dense(model: nn.Module) -> tuple[nn.Linear, nn.Linear]:
-    hidden, logits = (m for m in model.classifier if isinstance(m, nn.Linear))
-    return hidden, logits
+def _graph_net(model: nn.Module):
+    if model.meta.get("quantized") or "graph" not in model.meta:
+        what = "an int8 model" if model.meta.get("quantized") else "a custom model"
+        raise GreenpipeError(f"weights can only be read from a float built-in model, not {what}")
+    return model
 
 
-def _check_float(model: nn.Module) -> None:
-    if model.meta.get("quantized"):
-        raise GreenpipeError("weights can only be read from a float model, not an int8 one")
+def _tensors(model: nn.Module):
+    """(node, neutral key, torch tensor, neutral shape or None) for every weight."""
+    maps = dense_map_shape(model.graph, tuple(model.meta["input_shape"]))
+    for node in model.graph:
+        layer = model.layers[node.name]
+        if node.op == "bn":
+            for key in BN_KEYS:
+                yield f"{node.name}.{key}", getattr(layer, _BN[key]), None
+        elif node.op in ("conv", "dwconv", "dense"):
+            shape = (node.filters, *maps[node.name]) if node.name in maps else None
+            yield f"{node.name}.w", layer.weight, shape
+            if layer.bias is not None:
+                yield f"{node.name}.b", layer.bias, None
 
 
 def get_weights(model: nn.Module) -> Weights:
-    """NumPy copies of every conv, hidden and logits weight and bias."""
-    _check_float(model)
+    """NumPy copies of every weight, bias and batch-norm statistic."""
     out: Weights = {}
-    convs = _convs(model)
-    for i, conv in enumerate(convs):
-        out[f"conv{i}.w"] = conv.weight.detach().cpu().numpy().copy()
-        out[f"conv{i}.b"] = conv.bias.detach().cpu().numpy().copy()
-    hidden, logits = _dense(model)
-    h, w = feature_hw(tuple(model.meta["input_shape"]), len(convs))
-    c = convs[-1].out_channels
-    out["hidden.w"] = hidden.weight.detach().cpu().numpy().reshape(-1, c, h, w).copy()
-    out["hidden.b"] = hidden.bias.detach().cpu().numpy().copy()
-    out["logits.w"] = logits.weight.detach().cpu().numpy().copy()
-    out["logits.b"] = logits.bias.detach().cpu().numpy().copy()
+    for key, t, shape in _tensors(_graph_net(model)):
+        a = t.detach().cpu().numpy().copy()
+        out[key] = a.reshape(shape) if shape else a
     return out
 
 
 def set_weights(model: nn.Module, weights: Weights) -> None:
     """Copy `weights` into `model` (shapes must match its architecture exactly)."""
-    _check_float(model)
-    hidden, logits = _dense(model)
-    pairs = [(conv, f"conv{i}") for i, conv in enumerate(_convs(model))]
-    pairs += [(hidden, "hidden"), (logits, "logits")]
     with torch.no_grad():
-        for layer, key in pairs:
-            w = np.asarray(weights[f"{key}.w"], dtype=np.float32).reshape(layer.weight.shape)
-            layer.weight.copy_(torch.from_numpy(w))
-            layer.bias.copy_(torch.from_numpy(np.asarray(weights[f"{key}.b"], np.float32)))
+        for key, t, _ in _tensors(_graph_net(model)):
+            t.copy_(torch.from_numpy(np.asarray(weights[key], np.float32).reshape(t.shape)))

@@ -7,6 +7,7 @@ import copy
 import io
 import re
 
+import numpy as np
 import pytest
 
 from greenpipe.report import columns as col
@@ -341,14 +342,48 @@ def _size(png: bytes) -> tuple[int, int]:
     return mpimg.imread(io.BytesIO(png), format="png").shape[:2]
 
 
-def test_accuracy_energy_png_is_a_png(tables):
+def _marks(png: bytes, colour) -> int:
+    """How many marks (markers, bars, legend keys) of at least 12 px the picture has in
+    exactly `colour` (a matplotlib colour; antialiased edges aside)."""
+    from matplotlib.colors import to_rgb
+    from PIL import Image
+    from scipy import ndimage
+
+    px = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    mask = np.abs(px - np.round(np.array(to_rgb(colour)) * 255)).max(axis=2) <= 2
+    labels, n = ndimage.label(mask)
+    return int((ndimage.sum(mask, labels, range(1, n + 1)) >= 12).sum())
+
+
+def _bands(png: bytes, colour) -> int:
+    """How many horizontal bands of the picture hold at least 12 px of `colour`: one per bar
+    of a horizontal bar chart (grid lines may cut a bar, never its band) and legend row."""
+    from matplotlib.colors import to_rgb
+    from PIL import Image
+
+    px = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    mask = np.abs(px - np.round(np.array(to_rgb(colour)) * 255)).max(axis=2) <= 2
+    rows = (mask.sum(axis=1) >= 12).astype(int)
+    return int((np.diff(np.concatenate([[0], rows])) == 1).sum())
+
+
+def test_accuracy_energy_png_draws_every_model_in_both_panels(tables):
+    from greenpipe.report.plot import _colours
+
     models, _ = tables
     png = accuracy_energy_png(models)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert _size(png) == (506, 1320)  # figsize (12, 4.6) at 110 dpi
+    colours = _colours(models)
+    assert len(colours) == len({r["model"] for r in models}) >= 2
+    for model, colour in colours.items():
+        points = sum(1 for r in models if r["model"] == model)
+        assert _marks(png, colour) == 2 * points + 1, model  # each panel, and the legend
 
 
 def test_accuracy_energy_png_skips_rows_without_values(tables):
+    from greenpipe.report.plot import _colours
+
     models, _ = tables
     partial = copy.deepcopy(models)
     for r in partial:
@@ -356,19 +391,39 @@ def test_accuracy_energy_png_skips_rows_without_values(tables):
     partial.append({"model": "broken", "accuracy": None, "energy_per_1k_j": 1e-8})
     # a CI that misses its point (possible for a percentile bootstrap) is drawn as it is
     partial[0] |= {"accuracy_ci_low": partial[0]["accuracy"] + 0.001}
-    assert accuracy_energy_png(partial).startswith(b"\x89PNG")
-    assert accuracy_energy_png([]).startswith(b"\x89PNG")
+    png = accuracy_energy_png(partial)
+    colours = _colours(partial)
+    for model, colour in colours.items():
+        points = sum(1 for r in partial if r["model"] == model and r["accuracy"] is not None)
+        assert _marks(png, colour) == points + 1, model  # the inference panel only, the legend
+    empty = accuracy_energy_png([])
+    assert _size(empty) == (506, 1320)
+    assert all(_marks(empty, c) == 0 for c in colours.values())
 
 
 def test_energy_stages_png_has_one_bar_per_measured_stage(tables):
+    from greenpipe.report.plot import COMPONENTS
+
     _, stages = tables
     small = _size(energy_stages_png(stages[:2]))
-    tall = _size(energy_stages_png([*stages, {"stage": "x", "energy_j": None}]))
+    png = energy_stages_png([*stages, {"stage": "x", "energy_j": None}])
+    tall = _size(png)
     assert small[1] == tall[1] == 1210  # 11 in at 110 dpi
     assert tall[0] - small[0] == pytest.approx(0.42 * 110 * (len(stages) - 2), abs=2)
+    seen = [  # parts of a visible size (the fixture's clean stage is a few nJ of ~100 uJ)
+        {"stage": f"s{i}", "cpu_j": 3.0 + i, "gpu_j": 2.0 * (i % 2), "ram_j": 5.0} for i in range(5)
+    ]
+    seen = [s | {"energy_j": s["cpu_j"] + s["gpu_j"] + s["ram_j"]} for s in seen]
+    bars = energy_stages_png(seen)
+    for key, name, colour in COMPONENTS:  # a stacked segment per stage that has the part
+        drawn = sum(1 for s in seen if s[key] > 0)
+        assert _bands(bars, colour) == drawn + 1, name  # and the legend's key
     unknown = [{"stage": "s", "energy_j": 2.0, "cpu_j": None, "active_energy_j": None}]
-    assert energy_stages_png(unknown).startswith(b"\x89PNG")
-    assert energy_stages_png([]).startswith(b"\x89PNG")
+    grey = energy_stages_png(unknown)
+    assert _bands(grey, "0.75") == 1  # one bar, grey: its parts are unknown
+    assert all(_bands(grey, c) == 1 for _, _, c in COMPONENTS)  # the legend only
+    none = energy_stages_png([])
+    assert _size(none)[1] == 1210 and _bands(none, "0.75") == 0
 
 
 def test_plot_ticks_carry_si_prefixes():

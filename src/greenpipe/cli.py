@@ -23,15 +23,9 @@ def _quiet_defaults() -> None:
         os.environ.setdefault(key, value)
 
 
-def _load_flows(root: Path, module: str):
-    """Import flows/<module>.py from the repo (flows/ is the repo's, not the package's)."""
-    if not (root / "flows" / f"{module}.py").is_file():
-        raise UsageError(
-            f"no flows/{module}.py under '{root}'; run greenpipe from the repo root or pass --root"
-        )
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    return importlib.import_module(f"flows.{module}")
+def _load_flows(module: str):
+    """greenpipe.flows.<module>, imported only here: the rest of greenpipe has no Prefect."""
+    return importlib.import_module(f"greenpipe.flows.{module}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -51,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         print_results(root, params)
         return 0
-    flows = _load_flows(root, "experiment")
+    flows = _load_flows("experiment")
     measure_idle(params.tracking)  # before Prefect's server starts: the window must be quiet
     outcome = flows.experiment(root=str(root), force=args.force)
     states = list(outcome.values())
@@ -231,18 +225,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _, variants = load_plan(plan, raw)  # fail before Prefect
     for v in variants:
         check_data(validate_params(apply(raw, v.overrides)).data, root)
-    flows = _load_flows(root, "sweep")
-    if args.workers > 1:
+    # on a cluster, as many variants run at once as it has workers (--workers: a LocalCluster)
+    workers = check_cluster(args, root, params) if args.address else args.workers
+    flows = _load_flows("sweep")
+    if workers > 1:
         print(
             "greenpipe: variants run side by side, so CodeCarbon counts each stage's own "
             "processes (tracking.codecarbon_mode: process, unless the plan sets it)",
             file=sys.stderr,
         )
-    measure_idle(params.tracking, "process" if args.workers > 1 else None)
+    measure_idle(params.tracking, "process" if workers > 1 else None)
     with flows.shared_api():
-        runner = flows.task_runner(args.workers, args.address, args.runner)
+        runner = flows.task_runner(workers, args.address, args.runner)
         out = flows.sweep.with_options(task_runner=runner)(
-            plan=args.plan, root=str(root), workers=args.workers
+            plan=args.plan, root=str(root), workers=workers
         )
     results = out["results"]
     print(f"sweep {out['sweep']}: {sum(r['ok'] for r in results)}/{len(results)} variants ok")
@@ -268,6 +264,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"{failed[0]['variant']}: {failed[0]['reason']}"
         )
     return 0
+
+
+def check_cluster(args: argparse.Namespace, root: Path, params) -> int:
+    """Before anything runs: the scheduler and every worker at --address can take part
+    (greenpipe importable, this repo at the same path, a tracking store and Prefect API they
+    all reach). Returns the number of workers."""
+    if args.runner != "dask":
+        raise UsageError("--address is a Dask scheduler: drop --runner threads, or --address")
+    from greenpipe.flows.cluster import check_cluster as check
+    from greenpipe.tracking import runs
+
+    uri = runs.resolve_tracking_uri(params.tracking.mlflow_uri, root)
+    n = check(args.address, root, uri, os.environ.get("PREFECT_API_URL"))
+    print(f"greenpipe: {n} Dask worker(s) at {args.address} see this repo", file=sys.stderr)
+    return n
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -297,7 +308,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"serving greenpipe-experiment/{name} (schedule: {cron or 'none'}) on {api}; Ctrl-C stops",
         file=sys.stderr,
     )
-    _load_flows(root, "experiment").serve(str(root), name, cron)
+    _load_flows("experiment").serve(str(root), name, cron)
     return 0
 
 
@@ -338,7 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="dask",
         help="Prefect task runner (default: dask)",
     )
-    w.add_argument("--address", help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    w.add_argument(
+        "--address",
+        help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (its workers must see this "
+        "repo at the same path; checked first)",
+    )
     w.set_defaults(fn=cmd_sweep)
     sv = sub.add_parser("serve", help="serve the experiment flow as a scheduled deployment")
     sv.add_argument("--cron", help="cron schedule (default: orchestration.cron; 'none' for none)")

@@ -1,0 +1,225 @@
+"""The experiment flow: one Prefect task per dvc.yaml stage, each executed through DVC.
+
+DVC stays the single record of what ran (dvc.lock, the cache); Prefect adds the UI, retries,
+schedules and the MLflow parent run that every stage's run nests under. The stage order
+comes from DVC's own graph of dvc.yaml.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.states import Completed
+
+from greenpipe.artifacts import read_json
+from greenpipe.config import load_params
+from greenpipe.errors import (
+    EXIT_USAGE,
+    StageFailed,
+    UsageError,
+    console_without_tracebacks,
+    hide_dvc_errors,
+)
+from greenpipe.graph import stage_graph, up_to_date
+from greenpipe.report import summary
+from greenpipe.tracking import ledger, runs
+from greenpipe.tracking import provenance as prov
+
+# a failed stage reaches the console as its one-line error (GREENPIPE_DEBUG=1: tracebacks);
+# at import, so that the processes `serve` starts for each flow run do the same
+console_without_tracebacks()
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    """Retry run-time failures only; a configuration error (exit 2) fails once, clearly."""
+    try:
+        state.result()
+    except StageFailed as exc:
+        return exc.code != EXIT_USAGE
+    except Exception:
+        return True
+    return False
+
+
+def stage_env(parent_run_id: str, tracking_uri: str) -> dict[str, str]:
+    """The environment a stage runs in: this interpreter first on PATH, the parent run id."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env[runs.PARENT_ENV] = parent_run_id
+    env["MLFLOW_TRACKING_URI"] = tracking_uri
+    return env
+
+
+def _run_streaming(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[int, str]:
+    """Run `dvc repro` with its stderr shown live (progress bars) and its last 8 KiB kept for
+    errors. Its stdout (DVC's progress lines; stages write none) is dropped, and so is DVC's
+    error line, which the flow turns into the stage's one line (StageFailed)."""
+    out = subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE)
+    tail = held = b""
+    while chunk := proc.stderr.read1(4096):
+        shown, held = hide_dvc_errors(held + chunk)
+        sys.stderr.buffer.write(shown)
+        sys.stderr.flush()
+        tail = (tail + chunk)[-8192:]
+    sys.stderr.buffer.write(hide_dvc_errors(held + b"\n")[0][:-1])
+    return proc.wait(), tail.decode(errors="replace")
+
+
+HOW = {
+    "Cached": "up to date in dvc.lock",
+    "Restored": "restored by DVC from its run-cache (no code ran)",
+}
+
+
+def recorded_by(root: Path, stage: str) -> str | None:
+    """The parent run that recorded the stage's metrics files now in the workspace."""
+    for path in prov.stage_metric_files(root, stage):
+        with contextlib.suppress(OSError, ValueError):
+            rec = (read_json(path).get("energy") or {}).get("record") or {}
+            if rec.get("parent_run_id"):
+                return rec["parent_run_id"]
+    return None
+
+
+def repro(stage: str, root: str, env: dict[str, str], force: bool = False) -> None:
+    """`dvc repro --single-item <stage>` with its stderr shown live; StageFailed if it fails.
+    Not --quiet: that hides DVC's error line, the one place that has the stage's exit status
+    (or the signal that killed it)."""
+    cmd = [str(Path(sys.executable).parent / "dvc"), "repro", "--single-item", stage]
+    if force:
+        cmd.append("--force")
+    code, err_tail = _run_streaming(cmd, root, env)
+    if code != 0:
+        raise StageFailed.from_stderr(stage, err_tail, code)
+
+
+@task(retry_condition_fn=_retry_transient, log_prints=True)
+def run_stage(stage: str, root: str, env: dict[str, str], force: bool = False):
+    """`dvc repro --single-item <stage>`: a Cached state if DVC says it is up to date, a
+    Restored state if DVC restored its outputs from the run-cache without running it."""
+    log = get_run_logger()
+    if not force and up_to_date(Path(root), stage):
+        log.info("stage %s is up to date in dvc.lock: skipped", stage)
+        return Completed(name="Cached", message=f"{stage}: {HOW['Cached']}")
+    t0 = time.perf_counter()
+    repro(stage, root, env, force)
+    if recorded_by(Path(root), stage) != env[runs.PARENT_ENV]:
+        log.info("stage %s: %s", stage, HOW["Restored"])
+        return Completed(name="Restored", message=f"{stage}: {HOW['Restored']}")
+    log.info("stage %s ran in %.1f s", stage, time.perf_counter() - t0)
+    return stage
+
+
+def open_parent(root: Path, params, flow_run_name: str) -> tuple[runs.Store, str]:
+    store = runs.open_store(params.tracking, params.experiment, root)
+    tags = {
+        "prefect.flow_run_name": flow_run_name,
+        "mlflow.source.git.commit": prov.git_commit(root),
+    }
+    name = f"greenpipe run {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    flat = prov.flatten(params.model_dump(mode="json"))
+    return store, runs.create_parent(store, name, "prefect", flat, tags)
+
+
+# set by `greenpipe serve` for the runs it executes: the one repo its deployment may run on
+SERVED_ROOT_ENV = "GREENPIPE_SERVED_ROOT"
+
+
+def deployment_root(root: str) -> Path:
+    """The repo a run works on. A run of a deployment may only work on the deployment's own
+    repo (the one `greenpipe serve` serves, or the working directory a Prefect worker's pull
+    step set): whoever reaches the Prefect API must not run stages on any other folder."""
+    from prefect.runtime import deployment
+
+    root_p = Path(root).resolve()
+    if deployment.id is None:
+        return root_p  # a direct call: `greenpipe run --root ...` runs where it is told
+    own = Path(os.environ.get(SERVED_ROOT_ENV) or os.getcwd()).resolve()
+    if root_p != own:
+        raise UsageError(
+            f"root '{root}' refused: deployment '{deployment.name}' runs on {own} only; "
+            "serve or deploy the other repo from that repo itself"
+        )
+    return root_p
+
+
+@flow(name="greenpipe-experiment", log_prints=True)
+def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
+    """Run every dvc.yaml stage in graph order under one MLflow parent run (a deployment's
+    run only on the deployment's own repo)."""
+    from prefect.runtime import flow_run
+
+    root_p = deployment_root(root)
+    params = load_params(root_p / "params.yaml")
+    graph = stage_graph(root_p)
+    store, parent = open_parent(root_p, params, str(flow_run.name or "local"))
+    env = stage_env(parent, store.uri)
+    task_opts = {
+        "retries": params.orchestration.retries,
+        "retry_delay_seconds": params.orchestration.retry_delays() or 0,
+    }
+    outcome: dict[str, str] = {}
+    states: dict = {}
+    status = "FAILED"
+    try:
+        for stage, upstream in graph.items():
+            # wait_for: the UI's graph draws dvc.yaml's edges (DVC still runs one at a time)
+            state = run_stage.with_options(name=stage, task_run_name=stage, **task_opts)(
+                stage,
+                str(root_p),
+                env,
+                force,
+                wait_for=[states[u] for u in upstream],
+                return_state=True,
+            )
+            states[stage], outcome[stage] = state, state.name
+            if state.is_failed():
+                state.result()  # re-raise the stage's error
+        status = "FINISHED"
+    finally:
+        how = {s: HOW[st] for s, st in outcome.items() if st in HOW}
+        blocks = ledger.workspace_blocks(root_p, list(outcome))
+        ledger.reconcile(store, parent, blocks, how)
+        client = store.client
+        for name in ("dvc.lock", "params.yaml"):
+            if (root_p / name).is_file():
+                client.log_artifact(parent, str(root_p / name))
+        client.set_tag(parent, "greenpipe.stages", ",".join(f"{k}={v}" for k, v in outcome.items()))
+        client.set_terminated(parent, status)
+        publish_energy(store, parent, summary.stage_rows(blocks, outcome))
+    return outcome
+
+
+def publish_energy(store: runs.Store, parent: str, rows: list[dict]) -> None:
+    """The flow run's artifact in the Prefect UI: its stages' energy and the MLflow run."""
+    from prefect.artifacts import create_markdown_artifact
+
+    url = runs.run_url(store, parent)
+    create_markdown_artifact(
+        markdown=summary.stage_markdown(rows, url, parent),
+        key="greenpipe-energy",
+        description="energy per stage (CodeCarbon) and the MLflow parent run",
+    )
+
+
+def serve(root: str, name: str, cron: str | None) -> None:
+    """Serve the experiment flow as a deployment (blocking): runs on `cron` and on demand.
+
+    Needs a Prefect server (PREFECT_API_URL); the runs appear in its UI with one task per stage.
+    A run that asks for another root than `root` is refused (see deployment_root).
+    """
+    os.environ[SERVED_ROOT_ENV] = str(Path(root).resolve())  # inherited by each run's process
+    experiment.serve(
+        name=name,
+        cron=cron,
+        parameters={"root": root},
+        description="greenpipe experiment: every dvc.yaml stage through DVC, energy per stage",
+        tags=["greenpipe"],
+    )

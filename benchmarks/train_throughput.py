@@ -42,11 +42,11 @@ def cfg(epochs: int):
 
 def greenpipe_fit(name: str, d, epochs: int = EPOCHS) -> float:
     from greenpipe.backends import get_backend
-    from greenpipe.config import ModelArch
+    from greenpipe.config import ModelSpec
 
     be = get_backend(name)
     be.seed_everything(0)
-    m = be.build(ModelArch(channels=(32, 64), hidden=512), d["train"][0].shape[1:], 10)
+    m = be.build(ModelSpec(), d["train"][0].shape[1:], 10)  # the default teacher CNN
     t0 = time.perf_counter()
     be.fit(m, d, cfg(epochs), desc="bench")
     return epochs * len(d["train"][1]) / (time.perf_counter() - t0)
@@ -56,11 +56,13 @@ def bare_torch(d) -> float:
     import torch
     import torch.nn.functional as F
 
-    from greenpipe.backends.torch.models import SmallCNN
-    from greenpipe.config import ModelArch
+    from greenpipe.architectures.zoo import graph_of
+    from greenpipe.backends.torch.models import GraphNet
+    from greenpipe.config import ModelSpec
 
     torch.manual_seed(0)
-    m = SmallCNN(ModelArch(channels=(32, 64), hidden=512), d["train"][0].shape[1:], 10)
+    shape = d["train"][0].shape[1:]
+    m = GraphNet(graph_of(ModelSpec(), shape, 10), shape)
     x = torch.from_numpy(np.ascontiguousarray(d["train"][0].transpose(0, 3, 1, 2)))
     y = torch.from_numpy(d["train"][1])
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
@@ -79,11 +81,13 @@ def bare_torch(d) -> float:
 def bare_keras(d) -> float:
     import keras
 
-    from greenpipe.backends.tensorflow.models import build_cnn
-    from greenpipe.config import ModelArch
+    from greenpipe.architectures.zoo import graph_of
+    from greenpipe.backends.tensorflow.models import build_graph
+    from greenpipe.config import ModelSpec
 
     keras.utils.set_random_seed(0)
-    m = build_cnn(ModelArch(channels=(32, 64), hidden=512), d["train"][0].shape[1:], 10)
+    shape = d["train"][0].shape[1:]
+    m = build_graph(graph_of(ModelSpec(), shape, 10), shape)
     m.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

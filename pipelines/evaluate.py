@@ -61,13 +61,19 @@ def main(argv: list[str] | None = None) -> None:
     backend = get_backend(backend_of(args, params))
     with stage_run(f"evaluate@{backend.name}", params, args.metrics) as run:
         x, y = artifacts.load_dataset(args.data)["test"]
-        models = {name: backend.load(path) for name, path in args.model}
-        names, results, rows = read_names(args.classes), {}, []
+        not_made = {name: artifacts.skipped_reason(path) for name, path in args.model}
+        results = {
+            n: {"skipped": why, "backend": backend.name} for n, why in not_made.items() if why
+        }
+        made = [(name, path) for name, path in args.model if not not_made[name]]
+        models = {name: backend.load(path) for name, path in made}
+        names, rows = read_names(args.classes), []
         check_names(names, int(y.max()) + 1, "the test split", args.classes)
-        for name, path in args.model:
+        for name, path in made:
             res, logits = evaluate_one(backend, models[name], x, y, cfg, params.seed)
             check_names(names, logits.shape[1], f"model '{name}'", args.classes)
             res.update(size_bytes=Path(path).stat().st_size, backend=backend.name)
+            res["arch"] = models[name].meta["arch"]
             res["confusion"] = confusion(logits, y, len(names)).tolist()  # rows: actual
             if cfg.peak_memory:
                 res.update(peak_memory(backend.name, path, x, cfg.throughput_batch_size))
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
             cfg.energy_min_seconds,
             run.active_j,
         )
-        for name in results:
+        for name in models:
             results[name].update(energy[f"infer_{name}"])
         artifacts.write_text(args.confusion, confusion_csv(rows))
         run.log_metrics({"models": results, "test_samples": len(y), "classes": names})

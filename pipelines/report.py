@@ -20,7 +20,7 @@ from greenpipe.report.headline import headline, models_csv
 from greenpipe.report.optimization import add_flags, optimization_rows
 from greenpipe.report.plot import accuracy_energy_png, energy_stages_png
 from greenpipe.report.render import Image, Page, Table, html_page, markdown
-from greenpipe.report.tables import model_rows, stage_rows
+from greenpipe.report.tables import model_rows, not_made, stage_rows
 from greenpipe.report.targets import target_notes, target_rows
 from greenpipe.report.units import RULE, si
 from greenpipe.tracking.stage import stage_run
@@ -140,6 +140,11 @@ def build_tables(per_backend: dict, stage_metrics: dict, total_inferences: int) 
     return tables
 
 
+def skipped_notes(per_backend: dict, stage_metrics: dict) -> list[str]:
+    """Why each model that was not made is missing from the tables."""
+    return [n for m in per_backend.values() for n in not_made({**stage_metrics, **m})]
+
+
 def energy_intro(models: list[dict], total_inferences: int) -> str:
     """What the energy table's totals assume, and the data stages' energy (the same for every
     model, so one figure here rather than a column)."""
@@ -188,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         tables = build_tables(per_backend, stage_metrics, cfg.total_inferences)
         models, stages = tables[0].rows, tables[-1].rows
         found = findings(models, stages)
-        page = Page(cfg.title, tables, notes_for(stages), pictures(models, stages, args), found)
+        notes = [*skipped_notes(per_backend, stage_metrics), *notes_for(stages)]
+        page = Page(cfg.title, tables, notes, pictures(models, stages, args), found)
         artifacts.write_text(args.md, markdown(page))
         artifacts.write_text(args.html, html_page(page))
         run.log_artifact(args.stages_png)

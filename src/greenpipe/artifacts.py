@@ -143,6 +143,24 @@ def load_dataset(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return load_container(path, SPLITS)
 
 
+SKIPPED_KEY = "greenpipe_not_made"  # a model file that holds only why the model was not made
+
+
+def write_skipped(path: str | Path, reason: str) -> None:
+    """Stand in for a model an optimization could not make: DVC needs the declared output,
+    and later stages and the report read the reason from it."""
+    write_json(path, {SKIPPED_KEY: reason})
+
+
+def skipped_reason(path: str | Path) -> str | None:
+    """The reason in a `write_skipped` marker, or None for a real model file."""
+    with open(path, "rb") as f:
+        head = f.read(len(SKIPPED_KEY) + 8)
+    if SKIPPED_KEY.encode() not in head:
+        return None
+    return read_json(path)[SKIPPED_KEY]
+
+
 def save_model(backend: Any, model: Any, path: str | Path) -> int:
     """Save atomically through the backend; returns the file size in bytes."""
     with atomic_path(path) as tmp:

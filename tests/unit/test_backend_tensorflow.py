@@ -14,9 +14,9 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from greenpipe import artifacts  # noqa: E402
-from greenpipe.backends import available_backends, get_backend  # noqa: E402
 from greenpipe.architectures.graph import param_count  # noqa: E402
 from greenpipe.architectures.zoo import graph_of  # noqa: E402
+from greenpipe.backends import available_backends, get_backend  # noqa: E402
 from greenpipe.config import (  # noqa: E402
     DistillConfig,
     FitConfig,

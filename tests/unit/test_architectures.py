@@ -1,0 +1,116 @@
+"""greenpipe.architectures: the layer graphs of the built-in architectures, their JSON form,
+and users' own build functions (errors name the file and the fix)."""
+
+from __future__ import annotations
+
+import pytest
+
+from greenpipe.architectures import custom, graph, zoo
+from greenpipe.config import ConfigError, ModelSpec, Params, ResNetArch, load_params
+
+SHAPE = (32, 32, 3)
+
+
+def test_resnet_depth_sets_the_blocks_and_the_shapes():
+    spec = ModelSpec(arch="resnet", resnet=ResNetArch(depth=14, width=8))
+    g = zoo.graph_of(spec, SHAPE, 10)
+    adds = [n for n in g if n.op == "add"]
+    assert len(adds) == 3 * 2  # (14 - 2) / 6 = 2 blocks per stage
+    shp = graph.shapes(g, SHAPE)
+    assert shp["s0b1_add"] == (32, 32, 8) and shp["s2b1_add"] == (8, 8, 32)
+    assert [n.name for n in g if n.name.endswith("_proj_conv")] == [
+        "s1b0_proj_conv",
+        "s2b0_proj_conv",
+    ]
+
+
+def test_mobilenetv2_width_multiplier_scales_channels_to_multiples_of_8():
+    full = zoo.graph_of(ModelSpec(arch="mobilenetv2"), SHAPE, 10)
+    half = ModelSpec(arch="mobilenetv2", mobilenetv2={"width": 0.5})
+    g = zoo.graph_of(half, SHAPE, 10)
+    convs = {n.name: n.filters for n in g if n.op == "conv"}
+    assert convs["stem_conv"] == 16 and convs["b6_0_project_conv"] == 160
+    assert all(f % 8 == 0 for f in convs.values())
+    assert graph.param_count(g, SHAPE) < graph.param_count(full, SHAPE)
+    assert zoo.divisible(32 * 0.35) == 16  # never below 90% of the exact width
+
+
+def test_graph_json_round_trip():
+    g = zoo.graph_of(ModelSpec(arch="mobilenetv2"), SHAPE, 10)
+    assert graph.from_json(graph.to_json(g)) == g
+
+
+def test_params_switch_architecture_without_touching_the_others(tmp_path):
+    raw = Params().model_dump(mode="json")
+    raw["train"]["model"]["arch"] = "resnet"
+    path = tmp_path / "params.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(raw))
+    p = load_params(path)
+    assert p.train.model.settings == ResNetArch()
+    assert p.train.model.cnn.channels == (32, 64)  # still there for a switch back
+
+
+@pytest.mark.parametrize(
+    ("model", "needle"),
+    [
+        ({"arch": "resnet", "resnet": {"depth": 21}}, "6n + 2"),
+        ({"arch": "custom"}, "custom/models.py"),
+        ({"arch": "cnn", "file": "custom/models.py"}, "arch: custom"),
+        ({"arch": "custom", "file": "../elsewhere.py"}, "inside the repo"),
+    ],
+)
+def test_bad_model_sections_fail_with_one_line(tmp_path, model, needle):
+    import yaml
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"distill": {"model": model}}))
+    with pytest.raises(ConfigError) as ei:
+        load_params(path)
+    msg = str(ei.value)
+    assert "\n" not in msg and "distill.model" in msg and needle in msg
+
+
+def _spec(file: str, function: str = "build", **settings) -> dict:
+    return {"file": file, "function": function, "settings": settings}
+
+
+def test_a_user_function_gets_shape_classes_framework_and_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.py").write_text(
+        "def build(input_shape, n_classes, framework, width=1):\n"
+        "    return (input_shape, n_classes, framework, width)\n"
+    )
+    out = custom.build(_spec("m.py", width=7), (8, 8, 1), 3, "torch")
+    assert out == ((8, 8, 1), 3, "torch", 7)
+
+
+@pytest.mark.parametrize(
+    ("text", "spec", "needle"),
+    [
+        (None, _spec("missing.py"), "not found"),
+        ("x = 1\n", _spec("m.py"), "no function 'build'"),
+        ("import nonexistent_module_xyz\n", _spec("m.py"), "failed to import"),
+        ("def build(s, n, framework):\n    raise ValueError('no')\n", _spec("m.py"), "raised"),
+        ("def build(s, n, framework):\n    return 1\n", _spec("m.py", extra=1), "raised"),
+    ],
+)
+def test_user_model_errors_name_the_file_and_the_fix(tmp_path, monkeypatch, text, spec, needle):
+    monkeypatch.chdir(tmp_path)
+    if text is not None:
+        (tmp_path / "m.py").write_text(text)
+    with pytest.raises(ConfigError) as ei:
+        custom.build(spec, (8, 8, 1), 3, "torch")
+    msg = str(ei.value)
+    assert "\n" not in msg and spec["file"] in msg and needle in msg
+
+
+def test_a_user_function_must_return_the_frameworks_model(tmp_path, monkeypatch):
+    from greenpipe.backends import get_backend
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.py").write_text("def build(s, n, framework):\n    return 'a model'\n")
+    spec = ModelSpec(arch="custom", file="m.py")
+    with pytest.raises(ConfigError, match="not a torch.nn.Module"):
+        get_backend("torch").build(spec, (8, 8, 1), 3)

@@ -36,12 +36,12 @@ class ImageTable(NamedTuple):
     lines: list[int]
 
 
-def _read_frame(csv: Path):
+def _read_frame(csv: Path, name: str):
     import pandas as pd
 
     if not csv.is_file():
         raise DataError(
-            f"data.path '{csv}' does not exist; put the CSV (columns path,label) there or "
+            f"data.path '{name}' does not exist; put the CSV (columns path,label) there or "
             f"point data.path at one ({_HELP})"
         )
     try:
@@ -52,14 +52,14 @@ def _read_frame(csv: Path):
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         why = " ".join(str(exc).split())[:120]
         raise DataError(
-            f"'{csv}' is not a readable CSV ({why}); export it as UTF-8 CSV with a header "
+            f"'{name}' is not a readable CSV ({why}); export it as UTF-8 CSV with a header "
             f"row path,label ({_HELP})"
         ) from None
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise DataError(
-            f"'{csv}' has no column {', '.join(repr(c) for c in missing)} (its header: "
+            f"'{name}' has no column {', '.join(repr(c) for c in missing)} (its header: "
             f"{', '.join(df.columns) or 'empty'}); the first row must name the columns "
             f"path and label ({_HELP})"
         )
@@ -78,7 +78,7 @@ def class_names(labels: list[str]) -> tuple[list[str], list[str]]:
     return sorted(set(labels)), labels
 
 
-def _resolve(csv: Path, written: str, line: int) -> Path:
+def _resolve(csv: Path, written: str, line: int, name: str) -> Path:
     p = Path(written)
     if p.is_absolute():
         return p
@@ -86,45 +86,47 @@ def _resolve(csv: Path, written: str, line: int) -> Path:
     full = folder / p
     if os.path.normpath(p).split(os.sep)[0] == os.pardir:
         raise DataError(
-            f"'{csv}' line {line}: path '{written}' leads outside the CSV's folder; move the "
+            f"'{name}' line {line}: path '{written}' leads outside the CSV's folder; move the "
             f"image under '{folder}' (where DVC tracks it) or give its absolute path"
         )
     return full
 
 
-def read_table(csv: str | Path) -> ImageTable:
+def read_table(csv: str | Path, shown: str | None = None) -> ImageTable:
     """The rows of the image CSV at `csv`, checked: both columns present, no empty cell,
     every file present, one label per file, at least two classes. Images are not decoded
-    (`load_image_csv` does). Every problem is a one-line DataError naming the line."""
+    (`load_image_csv` does). Every problem is a one-line DataError naming the CSV (as
+    `shown`, e.g. data.path as written, if given) and the line."""
     csv = Path(csv)
-    df = _read_frame(csv)
+    name = shown or str(csv)
+    df = _read_frame(csv, name)
     if df.empty:
-        raise DataError(f"'{csv}' lists no images; add one row path,label per image")
+        raise DataError(f"'{name}' lists no images; add one row path,label per image")
     files, seen = [], {}
     for written, label, line in df.itertuples(index=False):
         for col, value in (("path", written), ("label", label)):
             if not value:
                 raise DataError(
-                    f"'{csv}' line {line}: empty {col}; give every row a path and a label "
+                    f"'{name}' line {line}: empty {col}; give every row a path and a label "
                     "or remove the row"
                 )
-        full = _resolve(csv, written, line)
+        full = _resolve(csv, written, line, name)
         if not full.is_file():
             raise DataError(
-                f"'{csv}' line {line}: image '{written}' does not exist (looked for "
+                f"'{name}' line {line}: image '{written}' does not exist (looked for "
                 f"'{full}'); fix the path (relative to the CSV's folder) or remove the row"
             )
         first = seen.setdefault(os.path.normpath(full), (line, label))
         if first[1] != label:
             raise DataError(
-                f"'{csv}' line {line}: '{written}' is labelled '{label}' but line {first[0]} "
+                f"'{name}' line {line}: '{written}' is labelled '{label}' but line {first[0]} "
                 f"labels it '{first[1]}'; keep one label per image"
             )
         files.append(full)
     classes, named = class_names(df["label"].tolist())
     if len(classes) < 2:
         raise DataError(
-            f"'{csv}' names 1 class ('{classes[0]}'); at least 2 are needed: add rows of "
+            f"'{name}' names 1 class ('{classes[0]}'); at least 2 are needed: add rows of "
             "another class"
         )
     index = {c: i for i, c in enumerate(classes)}
@@ -141,13 +143,13 @@ def load_image_csv(
     CSV says that image belongs to the data set."""
     from greenpipe.data.images import read_image
 
-    table = read_table(csv)
+    table, name = read_table(csv), str(csv)
     xs = []
     for full, written, line in zip(table.files, table.written, table.lines, strict=True):
         img = read_image(full, size, channels, fit)
         if img is None:
             raise DataError(
-                f"'{csv}' line {line}: '{written}' is not a readable image (empty, truncated "
+                f"'{name}' line {line}: '{written}' is not a readable image (empty, truncated "
                 "or not an image); replace the file or remove the row"
             )
         xs.append(img)

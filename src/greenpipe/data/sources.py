@@ -107,7 +107,7 @@ def check_source(source: str, path: str | None, root: Path) -> None:
     if source == "csv":
         from greenpipe.data.image_csv import read_table
 
-        read_table(p)
+        read_table(p, shown=path)
     if source == "image_folder":
         if not p.is_dir():
             raise DataError(

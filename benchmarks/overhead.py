@@ -29,7 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workspace  # noqa: E402
 
-# the default experiment as params.yaml has it (no overrides): about 2.5 minutes of compute
+# the default experiment as params.yaml has it (no overrides): about 2.5 minutes of compute;
+# --plan PLAN (one variant) measures that workload instead, e.g. plans/realistic.yaml
 PARAMS: dict = {}
 IMPORTS = {"torch": "import torch", "tensorflow": "import tensorflow", "": "import numpy"}
 
@@ -73,12 +74,33 @@ def timed(ws: Path, *cmd: str) -> tuple[float, str]:
     return time.perf_counter() - t0, proc.stderr + proc.stdout
 
 
-def main() -> None:
-    tracked = workspace.make(PARAMS)
+def plan_overrides(argv: list[str]) -> dict:
+    """The overrides of --plan PLAN's single variant, or the default experiment's (none)."""
+    import argparse
+
+    import yaml
+
+    from greenpipe.sweep import load_plan
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--plan", help="a plan with one variant: the workload to measure")
+    args = p.parse_args(argv)
+    if not args.plan:
+        return PARAMS
+    raw = yaml.safe_load((workspace.ROOT / "params.yaml").read_text())
+    _, variants = load_plan(args.plan, raw)
+    if len(variants) != 1:
+        p.error(f"--plan {args.plan} has {len(variants)} variants; give a plan with one")
+    return variants[0].overrides
+
+
+def main(argv: list[str] | None = None) -> None:
+    params = plan_overrides(sys.argv[1:] if argv is None else argv)
+    tracked = workspace.make(params)
     wall_g, log = timed(tracked, "greenpipe", "run")
     per_stage_g = {m[0]: float(m[1]) for m in re.findall(r"stage (\S+) ran in ([\d.]+) s", log)}
 
-    bare = workspace.make(PARAMS)
+    bare = workspace.make(params)
     spec = bare / "stages.json"
     commands = stage_commands(bare)
     spec.write_text(json.dumps(commands))

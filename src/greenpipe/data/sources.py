@@ -117,13 +117,25 @@ def check_source(source: str, path: str | None, root: Path) -> None:
         _class_dirs(p)
 
 
+def upscaled(x: np.ndarray, factor: int) -> np.ndarray:
+    """(N, H, W, C) images enlarged `factor` times per side by bilinear interpolation (values
+    stay within the originals' range)."""
+    if factor == 1:
+        return x
+    from scipy.ndimage import zoom
+
+    return zoom(x, (1, factor, factor, 1), order=1, grid_mode=True, mode="nearest").astype(x.dtype)
+
+
 def load_source(cfg) -> Loaded:
     """The samples, labels and class names data.source and data.path name (a DataConfig);
     relative paths are read from the working directory (the repo root under DVC)."""
     if cfg.source == "digits":
-        return Loaded(*load_digits_images(), DIGIT_CLASSES, [])
+        x, y = load_digits_images()
+        return Loaded(upscaled(x, cfg.upscale), y, DIGIT_CLASSES, [])
     if cfg.source == "npz":
-        return Loaded(*load_npz_images(cfg.path), [])
+        x, y, names = load_npz_images(cfg.path)
+        return Loaded(upscaled(x, cfg.upscale), y, names, [])
     if cfg.source == "csv":
         from greenpipe.data.image_csv import load_image_csv
 

@@ -149,3 +149,29 @@ def test_check_source_refuses_a_missing_or_wrong_data_path_before_any_stage(tmp_
         check_source("image_folder", "inputs/imgs", tmp_path)
     (tmp_path / "inputs/imgs/dog").mkdir()
     check_source("image_folder", "inputs/imgs", tmp_path)
+
+
+def test_upscale_enlarges_digits_and_keeps_their_range():
+    import numpy as np
+
+    from greenpipe.config import DataConfig
+    from greenpipe.data.sources import load_source, upscaled
+
+    small, big = load_source(DataConfig()), load_source(DataConfig(upscale=4))
+    assert small.x.shape[1:] == (8, 8, 1) and big.x.shape[1:] == (32, 32, 1)
+    np.testing.assert_array_equal(small.y, big.y)
+    assert big.x.min() >= 0.0 and big.x.max() <= 1.0
+    # each 4x4 block averages back to its source pixel, blurred by the interpolation
+    blocks = big.x.reshape(len(big.x), 8, 4, 8, 4, 1).mean(axis=(2, 4))
+    assert np.corrcoef(blocks.ravel(), small.x.ravel())[0, 1] > 0.95
+    assert upscaled(small.x, 1) is small.x
+
+
+def test_upscale_is_refused_for_sources_that_resize_themselves():
+    import pytest
+    from pydantic import ValidationError
+
+    from greenpipe.config import Params
+
+    with pytest.raises(ValidationError, match="data.image_size"):
+        Params.model_validate({"data": {"source": "csv", "path": "inputs/x.csv", "upscale": 2}})

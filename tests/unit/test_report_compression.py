@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from pictures import blobs, size
+
 from greenpipe.report import crossrun
 from greenpipe.report.compression import compression_rows, is_uncompressed, setting
 from greenpipe.report.mlflow_runs import run_points
@@ -75,8 +77,33 @@ def test_report_shows_the_compression_table_and_plot():
         "train",
     )
     files = crossrun.build(points, "train", "t")
-    assert files["compression.png"][:4] == b"\x89PNG"
+    png = files["compression.png"]
+    assert size(png) == (550, 990)  # figsize (9, 5) at 110 dpi
+    # one marker per run, in the colour cycle's order, drawn at 70% opacity
+    assert [len(blobs(png, f"C{i}", alpha=0.7, bridge=5)) for i in range(3)] == [1, 1, 0]
     md = files["report.md"]
     assert "Dataset compression: downstream accuracy and training energy" in md
     assert "| uint8 zstd-19 | 6.50x |" in md and "+0.00" not in md.split("uint8 zstd-19")[1][:80]
     assert "-0.30" in md
+
+
+def test_compression_png_draws_each_run_once_sized_by_its_training_energy():
+    from greenpipe.report.plot import compression_png
+
+    rows = [
+        # the uncompressed baseline at the left, here the least accurate: the lower left corner
+        ("none", 1.0, 0.95, 1.0, "torch"),
+        ("zstd", 6.5, 0.97, 0.1, "torch"),
+        ("zlib", 3.0, 0.98, 0.5, "tensorflow"),
+        ("x", None, 0.9, 0.5, "torch"),
+    ]
+    keys = ("setting", "ratio", "accuracy", "train_j", "backend")
+    rows = [dict(zip(keys, r, strict=True)) for r in rows]
+    png = compression_png(rows)
+    assert size(png) == (550, 990)
+    marks = [blobs(png, f"C{i}", alpha=0.7, bridge=5) for i in range(4)]
+    assert [len(m) for m in marks] == [1, 1, 1, 0]  # the run without a ratio is not drawn
+    # the marker's area grows with the teacher's training energy: 1.0 J > 0.5 J > 0.1 J
+    none, zstd, zlib = (m[0] for m in marks[:3])
+    assert none > zlib > zstd
+    assert len(blobs(png, "0.5")) == 2  # the legend's marker per backend

@@ -4,13 +4,15 @@ MLflow tags and the `greenpipe report` command."""
 from __future__ import annotations
 
 import base64
-import io
+import csv
 import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import matplotlib.pyplot as plt
 import pytest
+from pictures import blobs, pixels, size
 
 from greenpipe.report import crossrun
 from greenpipe.report.mlflow_runs import fingerprint, run_points, tag_pareto, unflatten
@@ -121,16 +123,14 @@ def test_with_front_marks_the_non_dominated_points(points):
 
 
 def test_build_writes_html_with_tables_and_images_and_a_csv(points):
-    import matplotlib.image as mpimg
-
     files = crossrun.build(crossrun.with_front(points, "total"), "total", "All <runs>")
     assert set(files) == {"index.html", "report.md", "pareto.png", "seeds.png", "points.csv"}
     page = files["index.html"]
     assert page.count("<table>") == 4 and "<title>All &lt;runs&gt;</title>" in page
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert [base64.b64decode(i) for i in images] == [files["pareto.png"], files["seeds.png"]]
-    for name in ("pareto.png", "seeds.png"):
-        assert mpimg.imread(io.BytesIO(files[name]), format="png").shape[0] > 100
+    assert size(files["pareto.png"]) == (605, 990)  # figsize (9, 5.5) at 110 dpi
+    assert size(files["seeds.png"]) == (440, 605)  # one panel: the points are torch's only
     assert "| seed 1 | seed 2 | seed 3 |" in files["report.md"]
     assert "![Pareto front](pareto.png)" in files["report.md"]
     assert files["points.csv"].splitlines()[0].startswith("energy_j,run_name,")
@@ -189,7 +189,13 @@ def test_greenpipe_report_command(store, monkeypatch, capsys):
     assert "pareto: student_scratch@torch seed 1" in out
     page = (root / "out" / "index.html").read_text()
     assert "<table>" in page and "data:image/png;base64," in page
-    assert (root / "out" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    png = (root / "out" / "pareto.png").read_bytes()
+    assert size(png) == (605, 990)
+    with (root / "out" / "points.csv").open() as f:
+        front = sorted({r["model"] for r in csv.DictReader(f) if r["pareto"] == "True"})
+    assert front, "no point on the front"
+    for i, model in enumerate(front):  # its points (two runs may share a place) and its key
+        assert len(blobs(png, plt.cm.tab10(i))) >= 2, model
     tags = [r.data.tags.get("greenpipe.pareto") for r in MlflowClient(uri).search_runs(["1"])]
     assert sorted(tags) == ["true", "true"]
 
@@ -221,3 +227,47 @@ def test_every_config_with_seeds_gets_its_tables_named_by_what_differs(points):
     page = crossrun.build(crossrun.with_front(pts, "train"), "train", "t")["index.html"]
     assert page.count("<table>") == 6
     assert "Accuracy over seeds: configuration" in page and "(distill.alpha=0.7)" in page
+
+
+def test_pareto_png_draws_every_point_once_coloured_on_the_front_grey_off_it():
+    from greenpipe.report.plot import pareto_png
+
+    def point(model, backend, energy_j, accuracy, pareto):
+        keys = ("model", "backend", "energy_j", "accuracy", "pareto")
+        return dict(zip(keys, (model, backend, energy_j, accuracy, pareto), strict=True))
+
+    pts = [
+        point("teacher", "torch", 1e-3, 0.99, True),
+        point("student_kd", "torch", 1e-5, 0.95, True),
+        point("student_kd", "tensorflow", 1e-4, 0.97, True),
+        point("student_scratch", "torch", 3e-4, 0.90, False),
+        # costly and less accurate: the corner where dominated points gather
+        point("student_scratch", "tensorflow", 3e-3, 0.85, False),
+        point("broken", "torch", None, 0.85, False),  # no energy: not drawn
+    ]
+    png = pareto_png(pts, "energy (J)")
+    assert size(png) == (605, 990)
+    for i, model in enumerate(["student_kd", "teacher"]):  # the front's models, sorted
+        on = sum(1 for p in pts if p["model"] == model and p["pareto"])
+        assert len(blobs(png, plt.cm.tab10(i))) == on + 1, model  # and its legend key
+    assert len(blobs(png, plt.cm.tab10(2))) == 0  # no colour for a model off the front
+    assert len(blobs(png, "0.75")) == 2 + 1  # the dominated points and their legend key
+    assert len(blobs(png, "0.5")) == 2  # the legend's marker per backend
+    empty = pareto_png([], "energy (J)")
+    assert size(empty) == (605, 990) and len(blobs(empty, "0.75")) == 1  # the key only
+
+
+def test_seeds_png_draws_one_line_per_model_with_a_marker_per_seed_per_backend():
+    from greenpipe.report.plot import seeds_png
+
+    rows = [
+        {"model": "teacher", "backend": "torch", "seed_1": 0.90, "seed_2": 0.95, "seed_3": 0.93},
+        {"model": "student_kd", "backend": "torch", "seed_1": 0.80, "seed_2": 0.85},
+        {"model": "teacher", "backend": "tensorflow", "seed_1": 0.91, "seed_3": 0.96},
+    ]
+    png = seeds_png(rows, [1, 2, 3])
+    assert size(png) == (440, 1210)  # two panels of 5.5 in at 110 dpi
+    tensorflow, torch = pixels(png)[:, :605], pixels(png)[:, 605:]  # panels sorted by name
+    # each panel's lines take the colours in order; a marker per seed and one legend key
+    assert [len(blobs(tensorflow, f"C{i}")) for i in range(3)] == [2 + 1, 0, 0]
+    assert [len(blobs(torch, f"C{i}")) for i in range(3)] == [3 + 1, 2 + 1, 0]

@@ -1,7 +1,8 @@
 """`greenpipe sweep --address` on a real Dask cluster: a `dask scheduler` and two `dask worker`
 processes on 127.0.0.1, started as a user would (from the venv, no PYTHONPATH, outside the
-repo). The variants run on those workers; once the workers and the scheduler are stopped, no
-process any of them started (a Prefect server in a worker, a dvc process) is left running."""
+repo). The variants run on those workers; once the workers (one stopped, one killed) and the
+scheduler are gone, no process any of them started (a Prefect server in a worker, a dvc
+process) is left running."""
 
 from __future__ import annotations
 
@@ -59,8 +60,9 @@ def _describe(procs: list[psutil.Process]) -> list[str]:
 
 
 class Cluster:
-    """A scheduler and workers as separate processes; stop() stops them as a user would:
-    SIGTERM to each `dask worker` / `dask scheduler` process only, not to its group."""
+    """A scheduler and workers as separate processes. stop() stops them as they end in real
+    life, one process each (never its group): worker-1 by SIGTERM (a clean stop), worker-2 by
+    SIGKILL (an OOM kill, a preempted node), the scheduler by SIGTERM."""
 
     def __init__(self, base: Path, env: dict[str, str]) -> None:
         self.base, self.env, self.procs = base, env, {}
@@ -84,12 +86,24 @@ class Cluster:
         for name in sorted(self.procs, key=lambda n: n == "scheduler"):  # workers first
             proc = self.procs[name]
             with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGKILL if name == "worker-2" else signal.SIGTERM)
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+    def servers(self) -> list[str]:
+        """Prefect or uvicorn servers among the workers' descendants (a worker must not start
+        one: it would be orphaned when the worker is killed)."""
+        found = []
+        for name, proc in self.procs.items():
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    cmd = " ".join(child.cmdline())
+                    if "uvicorn" in cmd or "prefect" in cmd:
+                        found.append(f"{name}: {child.pid}: {cmd[:160]}")
+        return found
 
     def kill_all(self) -> None:
         for proc in self.procs.values():
@@ -168,9 +182,12 @@ def test_sweep_on_a_real_dask_cluster_leaves_no_process(cluster_ws, tmp_path):
         assert worker_logs.count("Finished in state Completed()") >= 2, worker_logs[-3000:]
         assert "ModuleNotFoundError" not in worker_logs + cluster.log("scheduler")
 
+        assert cluster.servers() == [], "a worker started a Prefect server of its own"
+
         cluster.stop()
-        time.sleep(2)  # an orphan outlives its parent: give it the chance to show
-        left = _tagged(tag)
+        deadline = time.monotonic() + 20  # the workers' own children exit after them
+        while (left := _tagged(tag)) and time.monotonic() < deadline:
+            time.sleep(1)
         assert not left, f"left running after the sweep and its cluster: {_describe(left)}"
     finally:
         cluster.kill_all()

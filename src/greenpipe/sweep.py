@@ -42,7 +42,8 @@ class Variant:
         """`-S key=value` arguments for `dvc exp run` (values as YAML, as DVC parses them)."""
         args: list[str] = []
         for key, value in self.overrides.items():
-            text = yaml.safe_dump(value, default_flow_style=True).strip()
+            # one line whatever its length: a wrapped value breaks DVC's -S parser
+            text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip()
             text = text.removesuffix("\n...").strip()
             args += ["-S", f"{key}={text}"]
         return args

@@ -60,6 +60,16 @@ def test_set_args_are_yaml_values_dvc_parses(tmp_path):
     assert parsed == ["tensorflow"]
 
 
+def test_a_long_value_stays_on_one_line_for_dvc():
+    """YAML wraps flow lists at 80 columns by default; DVC's -S parser fails on the newline
+    (plans/realistic.yaml's augment.transforms failed in 1 s)."""
+    _, variants = load_plan(ROOT / "plans/realistic.yaml", RAW)
+    args = variants[0].set_args()
+    assert all("\n" not in a for a in args)
+    value = next(a for a in args if a.startswith("augment.transforms="))
+    assert len(yaml.safe_load(value.split("=", 1)[1])) == 4 and len(value) > 80
+
+
 def test_apply_does_not_modify_its_input():
     before = yaml.safe_dump(RAW)
     out = apply(RAW, {"distill.alpha": 0.1})

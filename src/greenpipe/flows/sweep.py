@@ -148,8 +148,11 @@ def run_variant(root: str, exp_name: str, set_args: list[str], env: dict) -> dic
         text=True,
     )
     lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+    # the stage's own one-line error, else DVC's last ERROR line (DVC ends with a support
+    # banner that says nothing about the failure), else the last line
     reason = next(
-        (ln for ln in reversed(lines) if ln.startswith("greenpipe")), lines[-1] if lines else ""
+        (ln for ln in reversed(lines) if ln.startswith("greenpipe")),
+        next((ln for ln in reversed(lines) if ln.startswith("ERROR")), lines[-1] if lines else ""),
     )
     ok = proc.returncode == 0
     get_run_logger().info(

@@ -79,10 +79,18 @@ def test_latency_calls_warmup_plus_runs_at_batch_size_one(x):
     assert 0 <= lat["latency_p50_ms"] <= lat["latency_p95_ms"]
 
 
-def test_throughput_predicts_n_samples_in_batches_after_a_warmup(x):
-    predict = FakePredict()
+def test_throughput_predicts_n_samples_in_batches_after_a_warmup(x, monkeypatch):
+    clock = [0.0]
+
+    class TimedPredict(FakePredict):
+        def __call__(self, xb):  # 2 ms a sample on the clock throughput reads
+            clock[0] += 0.002 * len(xb)
+            return super().__call__(xb)
+
+    monkeypatch.setattr(speed, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    predict = TimedPredict()
     sps = throughput(predict, x, batch_size=4, n=30)
-    assert sps > 0
+    assert sps == pytest.approx(500.0)  # the 30 timed samples, not the warm-up batch
     warm, *timed = predict.batches
     assert len(warm) == 4
     assert [len(b) for b in timed] == [4] * 7 + [2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -71,7 +72,16 @@ def test_four_writers_lose_nothing(tmp_path):
         assert r.info.status == "FINISHED"
         stage_metrics = [k for k in r.data.metrics if k.startswith(f"{r.info.run_name}/m")]
         assert len(stage_metrics) == N_METRICS
-        assert r.data.metrics["energy_j"] > 0
+        # the run holds the energy of the record its own stage wrote, nobody else's
+        i = int(r.data.metrics[f"{r.info.run_name}/worker"])
+        record = json.loads((tmp_path / f"metrics/{r.info.run_name}-{i}.json").read_text())
+        e = record["energy"]
+        assert e["record"]["run_id"] == r.info.run_id
+        assert r.data.tags["mlflow.parentRunId"] == e["record"]["parent_run_id"]
+        for key, field in (("energy_j", "energy_j"), ("cpu_energy_j", "cpu_j")):
+            assert r.data.metrics[key] == pytest.approx(e[field], rel=1e-9), key
+        assert e["energy_j"] == pytest.approx(e["cpu_j"] + e["gpu_j"] + e["ram_j"], rel=1e-9)
+        assert record["worker"] == i and record["m0"] == i * 1000
     for p in parents:
         assert len([k for k in p.data.metrics if re.fullmatch(r"(alpha|beta)/m\d+", k)]) == (
             2 * N_METRICS

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["train_throughput.py", "overhead.py", "growth.py"]
+BENCHMARKS = ["train_throughput.py", "overhead.py", "growth.py", "runtimes.py", "precision.py"]
 
 
 def machine() -> str:

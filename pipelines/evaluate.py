@@ -13,6 +13,7 @@ from greenpipe.data.names import check_names, read_names
 from greenpipe.entry import backend_of, backend_parser, load, main_of
 from greenpipe.evaluate.memory import peak_memory
 from greenpipe.evaluate.quality import bootstrap_ci, confusion, confusion_csv, quality
+from greenpipe.evaluate.runtime import describe
 from greenpipe.evaluate.speed import energy_rounds, latency_ms, throughput
 from greenpipe.tracking.stage import stage_run
 
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             check_names(names, logits.shape[1], f"model '{name}'", args.classes)
             res.update(size_bytes=Path(path).stat().st_size, backend=backend.name)
             res["arch"] = models[name].meta["arch"]
+            res.update(describe(backend.name, models[name].meta))
             res["confusion"] = confusion(logits, y, len(names)).tolist()  # rows: actual
             if cfg.peak_memory:
                 res.update(peak_memory(backend.name, path, x, cfg.throughput_batch_size))

@@ -1,5 +1,7 @@
 """optimize: int8 post-training quantization of the distilled student; structured L1-norm
-pruning of it (fine-tuned by distillation from the teacher); and int8 of the pruned student.
+pruning of it (fine-tuned by distillation from the teacher); int8 of the pruned student; and
+the distilled student in the inference runtimes of optimize.runtimes (fp32 and static int8,
+calibrated on the same calibration samples).
 
 Each derived model is made inside its own CodeCarbon task, so its energy to obtain is charged
 exactly, and records params, file size, val accuracy and latency before and after.
@@ -26,7 +28,23 @@ def _args(argv: list[str] | None):
     p.add_argument("--out", required=True, help="int8 of --model")
     p.add_argument("--pruned", required=True, help="pruned and fine-tuned --model")
     p.add_argument("--pruned-int8", required=True, help="int8 of the pruned model")
+    p.add_argument(
+        "--runtime",
+        action="append",
+        type=runtime_arg,
+        default=[],
+        help="RUNTIME:PRECISION=PATH (precision fp32 | int8): --model in that runtime",
+    )
     return p.parse_args(argv)
+
+
+def runtime_arg(text: str) -> tuple[str, str, str]:
+    """RUNTIME:PRECISION=PATH -> (runtime, precision, path)."""
+    spec, _, path = text.partition("=")
+    runtime, _, precision = spec.partition(":")
+    if not runtime or precision not in ("fp32", "int8") or not path:
+        raise SystemExit(f"--runtime expects RUNTIME:PRECISION=PATH (fp32 | int8), got {text!r}")
+    return runtime, precision, path
 
 
 def record(backend, models, paths, figures, val, ev) -> dict:
@@ -80,6 +98,29 @@ def derive(run, backend, task: str, path: str, make) -> tuple[object | None, dic
     return model, {**run.figures(energy), **info}
 
 
+def runtimes(run, backend, student, calib_x, outs, chosen, recorded) -> None:
+    """The float `student` (a (model, path) pair) in each runtime:precision of `outs`, each
+    made in its own CodeCarbon task; a runtime not in `chosen` (optimize.runtimes) gets a
+    marker saying so."""
+    model, model_path = student
+    for runtime, precision, path in outs:
+        name, tags = Path(path).stem, {"runtime": runtime, "precision": precision}
+        if runtime not in chosen:
+            why = f"runtime {runtime} is not in optimize.runtimes {list(chosen)}"
+            artifacts.write_skipped(path, why)
+            recorded(name, model, None, (), {"skipped": why, **tags})
+            continue
+        calib = calib_x if precision == "int8" else None
+        made, info = derive(
+            run,
+            backend,
+            f"runtime_{name}",
+            path,
+            lambda rt=runtime, c=calib: backend.runtime(model, rt, c),
+        )
+        recorded(name, model, made, (model_path, path), {**info, **tags})
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _args(argv)
     params = load(args)
@@ -122,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
                 lambda: backend.quantize(pruned, x_tr, cfg),
             )
             recorded("student_kd_pruned_int8", pruned, pq, (args.pruned, args.pruned_int8), info)
+        calib_x = x_tr[: cfg.calibration_samples]
+        runtimes(run, backend, (model, args.model), calib_x, args.runtime, cfg.runtimes, recorded)
         run.log_metrics({**results, "method": cfg.quantization})
 
 

@@ -291,13 +291,17 @@ class ModelSpec(_Section):
 
 
 class FitConfig(_Section):
-    """Optimisation budget shared by train and distill."""
+    """Optimisation budget shared by train and distill; `precision` of the forward and
+    backward passes: fp32, bf16 (torch CPU/CUDA autocast, Keras mixed_bfloat16), fp16 (CUDA
+    only, with loss scaling) or auto (fp16 on a CUDA GPU or a TensorFlow GPU, fp32 on the CPU,
+    where bf16 pays only with native bf16 units: measure it with benchmarks/precision.py)."""
 
     epochs: int = Field(30, ge=1, le=1000)
     batch_size: int = Field(64, ge=1, le=65536)
     lr: float = Field(1e-3, gt=0, le=10)
     weight_decay: float = Field(0.0, ge=0, le=1)
     patience: int = Field(5, ge=1, le=1000)
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "auto"
 
 
 BackendName = Literal["torch", "tensorflow"]
@@ -350,6 +354,15 @@ class OptimizeConfig(_Section):
     quantization: Literal["static", "dynamic"] = "static"
     calibration_samples: int = Field(512, ge=1, le=100000)
     prune: PruneConfig = PruneConfig()
+    # inference runtimes that get an fp32 and a static int8 copy of the KD student;
+    # onnxruntime: both frameworks; aoti (AOTInductor): torch, fp32 only
+    runtimes: tuple[Literal["onnxruntime", "aoti"], ...] = ("onnxruntime", "aoti")
+
+    @model_validator(mode="after")
+    def _unique_runtimes(self) -> OptimizeConfig:
+        if len(set(self.runtimes)) != len(self.runtimes):
+            raise ValueError(f"optimize.runtimes lists a runtime twice: {list(self.runtimes)}")
+        return self
 
 
 class EvaluateConfig(_Section):

@@ -86,6 +86,13 @@ class Backend(Protocol):
 
     def quantize(self, model: Any, calib_x: np.ndarray, cfg: OptimizeConfig) -> Any: ...
 
+    def runtime(self, model: Any, name: str, calib_x: np.ndarray | None) -> Any:
+        """The float `model` in inference runtime `name` (see `RUNTIMES`): fp32, or static
+        int8 calibrated on `calib_x` when it is given; `NotApplicable` with the reason where
+        this framework, runtime or model cannot make it. The result works with `predict`,
+        `save`, `load` and `count_params` like any other model."""
+        ...
+
     def save(self, model: Any, path: Path) -> None: ...
 
     def load(self, path: Path) -> Any: ...

@@ -63,6 +63,8 @@ QUALITY_COLS: list[Column] = [
 SPEED_COLS: list[Column] = [
     ("model", "model", "{}"),
     ("backend", "backend", "{}"),
+    ("runtime", "runtime", "{}"),
+    ("precision", "precision", "{}"),
     ("params", "params", "{:,.0f}"),
     ("size_kb", "size (KiB)", "{:.1f}"),
     ("latency_p50_ms", "p50 (ms)", "{:.3f}"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from greenpipe.report.runtimes import runtime_findings
 from greenpipe.report.targets import CANDIDATE, REFERENCE, target_rows
 from greenpipe.report.units import ratio, si, si_pm
 
@@ -74,6 +75,9 @@ COMPARISONS = (
     ("int8 quantization", "student_kd_int8", "student_kd"),
     ("int8 quantization of the pruned student", "student_kd_pruned_int8", "student_kd_pruned"),
     ("Distilled student against the teacher", "student_kd", "teacher"),
+    ("ONNX Runtime against the framework", "student_kd_onnx", "student_kd"),
+    ("int8 in ONNX Runtime", "student_kd_onnx_int8", "student_kd_onnx"),
+    ("AOTInductor against eager torch", "student_kd_aoti", "student_kd"),
 )
 
 
@@ -83,6 +87,7 @@ def findings(models: list[Row], stages: list[Row] | None = None) -> list[Finding
     figures they need are left out."""
     out = [f for c in CRITERIA if (f := best(models, *c)) is not None]
     out += target_findings(models)
+    out += [Finding(*f) for f in runtime_findings(models)]
     for technique, model, base in COMPARISONS:
         out += compare(models, technique, model, base)
     return out + energy_findings(stages or [])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from greenpipe.report.runtimes import runtime_of
+
 STAGE_ORDER = (
     "prepare",
     "clean",
@@ -33,6 +35,9 @@ LINEAGE: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "student_kd_int8": ("student_kd", ("optimize", "student_kd_int8")),
     "student_kd_pruned": ("student_kd", ("optimize", "student_kd_pruned")),
     "student_kd_pruned_int8": ("student_kd_pruned", ("optimize", "student_kd_pruned_int8")),
+    "student_kd_onnx": ("student_kd", ("optimize", "student_kd_onnx")),
+    "student_kd_onnx_int8": ("student_kd", ("optimize", "student_kd_onnx_int8")),
+    "student_kd_aoti": ("student_kd", ("optimize", "student_kd_aoti")),
 }
 DATA_STAGES = ("prepare", "clean", "augment", "compress")
 
@@ -141,6 +146,7 @@ def model_rows(metrics: dict[str, dict], total_inferences: int) -> list[dict[str
         e = energy_to_obtain(name, metrics)
         row = {"model": name, "backend": m.get("backend", ""), "source": source_of(name)}
         row["arch"] = m.get("arch", "cnn")  # records made before architectures were chosen
+        row.update(runtime_of(row["backend"], name, m))
         row.update({k: m.get(k) for k in (*QUALITY_KEYS, *SPEED_KEYS)})
         row["size_kb"] = m["size_bytes"] / 1024 if m.get("size_bytes") is not None else None
         per_1k, act_1k = m.get("energy_per_1k_j"), m.get("active_energy_per_1k_j")

@@ -25,6 +25,8 @@ import tensorflow as tf
 from greenpipe.architectures import custom, graph
 from greenpipe.architectures.zoo import graph_of
 from greenpipe.backends.base import History, NotApplicable
+from greenpipe.backends.tensorflow import export as rt
+from greenpipe.backends.tensorflow import precision as pr
 from greenpipe.backends.tensorflow import quantize as q
 from greenpipe.backends.tensorflow import weights as nw
 from greenpipe.backends.tensorflow.loops import cross_entropy, predictor, train_loop
@@ -33,8 +35,14 @@ from greenpipe.backends.tensorflow.serialize import read_meta, save_keras
 from greenpipe.config import ConfigError, DistillConfig, FitConfig, ModelSpec, OptimizeConfig
 from greenpipe.distill.kd_tensorflow import build_loss
 from greenpipe.errors import GreenpipeError
+from greenpipe.optimize import onnx as ox
 
-Model = keras.Model | q.TFLiteModel
+Model = keras.Model | q.TFLiteModel | ox.OnnxModel
+
+
+def _scaled(policy: str) -> bool:
+    """Whether training under `policy` needs loss scaling (fp16's narrow range; not bf16)."""
+    return policy == "mixed_float16"
 
 
 def _bad_file(path: Path, why: str) -> GreenpipeError:
@@ -101,20 +109,22 @@ class TensorFlowBackend:
         return model
 
     def fit(self, model: keras.Model, data: dict, cfg: FitConfig, desc: str) -> History:
-        return train_loop(model, data, cfg, self._seed, desc, cross_entropy, mixed=bool(self._gpus))
+        policy = pr.policy_of(cfg.precision, bool(self._gpus))
+        with pr.trained_in(model, policy) as m:
+            return train_loop(m, data, cfg, self._seed, desc, cross_entropy, mixed=_scaled(policy))
 
     def distill(self, student, teacher, data: dict, cfg: DistillConfig, desc: str) -> History:
         """KD (`cfg.loss`); the teacher's train-split logits are computed once (it is frozen)."""
         loss = build_loss(cfg.loss, temperature=cfg.temperature, alpha=cfg.alpha)
         z_t = self.predict(teacher, data["train"][0], batch_size=512)
-        return train_loop(
-            student, data, cfg, self._seed, desc, loss, aux=z_t, mixed=bool(self._gpus)
-        )
+        policy = pr.policy_of(cfg.precision, bool(self._gpus))
+        with pr.trained_in(student, policy) as m:
+            return train_loop(m, data, cfg, self._seed, desc, loss, aux=z_t, mixed=_scaled(policy))
 
     def predict(self, model: Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Logits (N, classes) as float32 NumPy, in inference mode."""
         x = np.asarray(x, dtype=np.float32)
-        run = model if isinstance(model, q.TFLiteModel) else predictor(model)
+        run = model if isinstance(model, (q.TFLiteModel, ox.OnnxModel)) else predictor(model)
         outs = [
             np.asarray(run(x[i : i + batch_size]), dtype=np.float32)
             for i in range(0, len(x), batch_size)
@@ -134,12 +144,23 @@ class TensorFlowBackend:
             raise
         return q.TFLiteModel(q.embed_meta(flat, meta), meta)
 
+    def runtime(self, model: keras.Model, name: str, calib_x: np.ndarray | None) -> Model:
+        """The float `model` in inference runtime `name` ("onnxruntime"): fp32, or static
+        int8 calibrated on `calib_x` when it is given (`NotApplicable` where the runtime is
+        not TensorFlow's or cannot convert the model). TFLite is `quantize`."""
+        if name != "onnxruntime":
+            raise NotApplicable(f"runtime '{name}' is torch's; TensorFlow runs onnxruntime, tflite")
+        meta = {**model.meta, "params": trainable_count(model), "layout": "nhwc"}
+        return ox.onnx_model(rt.to_onnx(model), meta, calib_x)
+
     def save(self, model: Model, path: Path) -> None:
         """One file: the TFLite flatbuffer for int8 models, else a byte-reproducible `.keras`
         archive (written under a `.keras` name, as Keras requires, then moved to `path`)."""
         path = Path(path)
         if isinstance(model, q.TFLiteModel):
             path.write_bytes(model.flatbuffer)
+        elif isinstance(model, ox.OnnxModel):
+            path.write_bytes(model.model_bytes)
         elif path.suffix == ".keras":
             save_keras(model, path)
         else:
@@ -158,6 +179,9 @@ class TensorFlowBackend:
             raise _bad_file(path, why) from None
         if raw[4:8] == b"TFL3":  # the TFLite flatbuffer file identifier
             return self._load_tflite(path, raw)
+        onnx_model = ox.load(raw, path) if raw[:1] == b"\x08" else None
+        if onnx_model is not None:  # an ONNX ModelProto starts with its ir_version field
+            return onnx_model
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 # Keras picks the format by suffix: read the archive under a .keras name
@@ -187,7 +211,7 @@ class TensorFlowBackend:
         """Trainable weights and biases (batch norm: scale and shift, as torch counts them).
         An int8 model has as many as the float model it came from (quantization drops none),
         recorded in its `.meta` when it was converted."""
-        if isinstance(model, q.TFLiteModel):
+        if isinstance(model, (q.TFLiteModel, ox.OnnxModel)):
             return int(model.meta["params"])
         return trainable_count(model)
 

@@ -1,4 +1,5 @@
-"""The PyTorch backend: built-in graphs or user models, training, KD, int8 quantization."""
+"""The PyTorch backend: built-in graphs or user models, training, KD, int8 quantization, and
+inference runtimes (ONNX Runtime fp32/int8, AOTInductor)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from torch import nn
 
 from greenpipe.architectures import custom, graph
 from greenpipe.architectures.zoo import graph_of
-from greenpipe.backends.base import History
+from greenpipe.backends.base import History, NotApplicable
+from greenpipe.backends.torch import export as rt
 from greenpipe.backends.torch import quantize as q
 from greenpipe.backends.torch import weights as nw
 from greenpipe.backends.torch.loops import to_tensor, train_loop
@@ -27,6 +29,7 @@ from greenpipe.backends.torch.serialize import pack_state, unpack_state
 from greenpipe.config import ConfigError, DistillConfig, FitConfig, ModelSpec, OptimizeConfig
 from greenpipe.distill.kd_torch import build_loss
 from greenpipe.errors import GreenpipeError
+from greenpipe.optimize import onnx as ox
 
 FORMAT = "greenpipe-torch-v1"
 GREENPIPE_KEY = "greenpipe"
@@ -116,6 +119,9 @@ class TorchBackend:
 
     def predict(self, model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Logits as float32 NumPy, in eval mode, without gradients."""
+        if isinstance(model, (ox.OnnxModel, rt.AotiModel)):
+            outs = [model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+            return np.concatenate(outs) if outs else np.zeros((0, model.meta["n_classes"]))
         dev = torch.device("cpu") if model.meta.get("quantized") else self._device
         model.eval()
         outs = []
@@ -133,11 +139,40 @@ class TorchBackend:
         qm.meta = {**model.meta, "quantized": cfg.quantization}
         return qm
 
+    def runtime(self, model: nn.Module, name: str, calib_x: np.ndarray | None) -> Any:
+        """The float `model` in inference runtime `name` ("onnxruntime", "aoti"): fp32, or
+        static int8 calibrated on `calib_x` when it is given (`NotApplicable` where the
+        runtime cannot make that precision or cannot capture the model)."""
+        meta = {**model.meta, "params": self.count_params(model), "layout": "nchw"}
+        if name == "onnxruntime":
+            return ox.onnx_model(rt.to_onnx(model), meta, calib_x)
+        if name == "aoti":
+            if calib_x is not None:
+                raise NotApplicable(
+                    "AOTInductor int8 needs PT2E (torchao), whose import of torch._inductor "
+                    "warns that TorchScript is deprecated in torch 2.13; int8 runs in ONNX Runtime"
+                )
+            meta = {**meta, "runtime": "aoti", "quantized": None}
+            return rt.AotiModel(rt.aoti_package(model), meta)
+        raise NotApplicable(f"runtime '{name}' is not one of torch's (onnxruntime, aoti)")
+
     def save(self, model: nn.Module, path: Path) -> None:
         """One safetensors file: tensors, plus format, architecture and int8 layout as metadata.
 
-        safetensors holds no pickled code, so loading a model file cannot run code.
+        safetensors holds no pickled code, so loading a model file cannot run code; the
+        exceptions are runtime models: an ONNX model is its own `.onnx` file (meta embedded),
+        and an AOTInductor model holds compiled native code (its package as a uint8 tensor),
+        which loading runs: load only AOTInductor files your own pipeline made.
         """
+        if isinstance(model, ox.OnnxModel):
+            Path(path).write_bytes(model.model_bytes)
+            return
+        if isinstance(model, rt.AotiModel):
+            pkg = torch.frombuffer(bytearray(model.package), dtype=torch.uint8)
+            header = {"format": FORMAT, "meta": json.dumps(model.meta)}
+            blob = {GREENPIPE_KEY: json.dumps(header, sort_keys=True)}
+            Path(path).write_bytes(st.save({"aoti_package": pkg}, metadata=blob))
+            return
         sd = model.state_dict()
         if model.meta.get("quantized"):
             packed = pack_state(sd)
@@ -161,6 +196,15 @@ class TorchBackend:
     def load(self, path: Path) -> nn.Module:
         try:
             raw = Path(path).read_bytes()
+        except OSError as exc:
+            raise GreenpipeError(
+                f"cannot load model '{path}' ({exc.__class__.__name__}); "
+                "re-run the stage that writes it"
+            ) from None
+        onnx_model = ox.load(raw, Path(path)) if raw[:1] == b"\x08" else None
+        if onnx_model is not None:  # an ONNX ModelProto starts with its ir_version field
+            return onnx_model
+        try:
             tensors = st.load(raw)
             with safe_open(path, framework="pt") as f:
                 header = f.metadata() or {}
@@ -174,6 +218,8 @@ class TorchBackend:
         if header.get("format") != FORMAT:
             raise GreenpipeError(f"'{path}' is not a greenpipe torch model; re-run its stage")
         meta = json.loads(header["meta"])
+        if meta.get("runtime") == "aoti":
+            return rt.AotiModel(tensors["aoti_package"].numpy().tobytes(), meta)
         model = self._instantiate({**meta, "quantized": None})
         if meta.get("quantized"):
             example = np.zeros((1, *meta["input_shape"]), np.float32)
@@ -192,7 +238,9 @@ class TorchBackend:
 
     def count_params(self, model: nn.Module) -> int:
         """Trainable weights and biases, counted on the float model (batch norm: scale and
-        shift) or on the int8 packed layers."""
+        shift) or on the int8 packed layers; a runtime model's count is its float parent's."""
+        if "runtime" in model.meta:
+            return int(model.meta["params"])
         if not model.meta.get("quantized"):
             return sum(p.numel() for p in model.parameters() if p.requires_grad)
         n = 0

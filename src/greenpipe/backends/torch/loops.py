@@ -1,4 +1,5 @@
-"""Training loops: minibatch SGD with early stopping on val loss, AMP on CUDA, a progress bar."""
+"""Training loops: minibatch SGD with early stopping on val loss, mixed precision (bf16
+autocast on the CPU or CUDA, fp16 with loss scaling on CUDA), a progress bar."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tqdm.auto import tqdm
 
 from greenpipe.backends.base import History
 from greenpipe.backends.torch import distributed as ddp
-from greenpipe.config import FitConfig
+from greenpipe.config import ConfigError, FitConfig
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -36,16 +37,36 @@ def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int = 
     return total / max(len(x), 1), correct / max(len(x), 1)
 
 
+def bf16_native() -> bool:
+    """Whether this CPU has bf16 arithmetic (AVX512-BF16 or AMX); without it bf16 is emulated
+    and trains slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of train.precision on `device` (None: plain fp32)."""
+    cuda = device.type == "cuda"
+    if precision == "fp16" and not cuda:
+        raise ConfigError("precision fp16 needs a CUDA GPU; use bf16 (or fp32) on the CPU")
+    if precision == "auto":
+        return torch.float16 if cuda else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 def _epoch(model, opt, scaler, x, y, cfg: FitConfig, rng, loss_fn, extra) -> float:
     """One pass over the data; under DDP each rank trains on its share of every batch."""
     model.train()
     perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
-    use_amp = x.device.type == "cuda"
-    # on the CPU: no autocast context, no grad scaler, no x1.0 loss scale (same numbers,
+    dtype = autocast_dtype(cfg.precision, x.device)
+    use_scaler = dtype == torch.float16  # bf16 has fp32's range: no loss scaling
+    # in fp32: no autocast context, no grad scaler, no x1.0 loss scale (same numbers,
     # less per-batch work: the loop keeps up with a bare PyTorch loop)
     amp = (
-        (lambda: torch.autocast(device_type="cuda", dtype=torch.float16))
-        if use_amp
+        (lambda: torch.autocast(device_type=x.device.type, dtype=dtype))
+        if dtype is not None
         else contextlib.nullcontext
     )
     running = 0.0
@@ -58,7 +79,7 @@ def _epoch(model, opt, scaler, x, y, cfg: FitConfig, rng, loss_fn, extra) -> flo
             aux = extra(xb) if extra is not None else None
             loss = loss_fn(logits.float(), aux, yb)
         scaled = loss * scale if scale != 1.0 else loss
-        if use_amp:
+        if use_scaler:
             scaler.scale(scaled).backward()
             scaler.step(opt)
             scaler.update()
@@ -86,7 +107,8 @@ def train_loop(
     x_tr, y_tr = to_tensor(data["train"][0], device), torch.from_numpy(data["train"][1]).to(device)
     x_va, y_va = to_tensor(data["val"][0], device), torch.from_numpy(data["val"][1]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    fp16 = autocast_dtype(cfg.precision, device) == torch.float16
+    scaler = torch.amp.GradScaler(device.type, enabled=fp16)
     rng = np.random.default_rng(seed)
     hist, best_loss, best_state, waited = History(), float("inf"), None, 0
     bar = tqdm(

@@ -1,0 +1,43 @@
+"""Training precision for Keras: a float32 model is trained as a clone built under Keras'
+mixed policy (mixed_bfloat16 or mixed_float16: bf16/fp16 compute, float32 variables), and
+its weights are copied back, so the saved model stays float32 whatever the precision.
+
+The policy is read when layers are built, so a model built in float32 cannot switch; a clone
+of its config under the policy can, and its variables have the same shapes and order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import keras
+
+from greenpipe.config import ConfigError
+
+
+def policy_of(precision: str, gpu: bool) -> str:
+    """The Keras dtype policy of train.precision ("float32", "mixed_bfloat16", ...)."""
+    if precision == "fp16" and not gpu:
+        raise ConfigError("precision fp16 needs a GPU; use bf16 (or fp32) on the CPU")
+    if precision == "auto":
+        return "mixed_float16" if gpu else "float32"
+    return {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[precision]
+
+
+@contextlib.contextmanager
+def trained_in(model: keras.Model, policy: str) -> Iterator[keras.Model]:
+    """Yield the model to train under `policy` (`model` itself for float32, else a clone);
+    on exit the clone's weights go back into `model`."""
+    if policy == model.dtype_policy.name:
+        yield model
+        return
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        clone = keras.models.clone_model(model)
+    finally:
+        keras.config.set_dtype_policy(before)
+    clone.set_weights(model.get_weights())
+    yield clone
+    model.set_weights(clone.get_weights())

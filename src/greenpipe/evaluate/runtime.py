@@ -1,0 +1,19 @@
+"""Which runtime runs a model and at which precision: the report's runtime and precision
+dimensions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# what runs a model without a `runtime` in its meta: the framework itself, or its int8 form
+NATIVE = {"torch": ("eager", "eager"), "tensorflow": ("keras", "tflite")}
+
+
+def describe(backend: str, meta: dict[str, Any]) -> dict[str, str]:
+    """{"runtime", "precision"} of a model from its `.meta`: runtime "onnxruntime", "aoti",
+    "eager" (torch; its int8 is torch.ao's fbgemm/qnnpack kernels), "keras" or "tflite";
+    precision "int8" (static or dynamic quantization) or "fp32"."""
+    quantized = bool(meta.get("quantized"))
+    float_rt, int8_rt = NATIVE.get(backend, (backend, backend))
+    runtime = meta.get("runtime") or (int8_rt if quantized else float_rt)
+    return {"runtime": runtime, "precision": "int8" if quantized else "fp32"}

@@ -1,0 +1,64 @@
+"""Runtime and precision as report dimensions: int8 speed ratios, the int8 target's verdict
+with its figures, and the runtime and precision with the most accuracy per joule."""
+
+from __future__ import annotations
+
+import pytest
+
+from greenpipe.report.findings import findings
+from greenpipe.report.runtimes import RUNTIMES as RUNTIMES_GROUP
+from greenpipe.report.runtimes import accuracy_per_joule, speed_ratios, target_sentences
+
+
+def _row(model, runtime, precision, batch_ms, acc=0.95, per_1k=1.0, backend="torch"):
+    return {
+        "model": model,
+        "backend": backend,
+        "runtime": runtime,
+        "precision": precision,
+        "latency_batch_p50_ms": batch_ms,
+        "latency_batch_size": 32,
+        "accuracy": acc,
+        "energy_per_1k_j": per_1k,
+    }
+
+
+ROWS = [
+    _row("student_kd", "eager", "fp32", 0.27, 0.95, 2.0),
+    _row("student_kd_int8", "eager", "int8", 0.26, 0.95, 2.0),
+    _row("student_kd_onnx", "onnxruntime", "fp32", 0.09, 0.95, 0.5),
+    _row("student_kd_onnx_int8", "onnxruntime", "int8", 0.13, 0.949, 0.6),
+]
+
+
+def test_speed_ratios_per_runtime_and_against_the_float_parent():
+    by = {r["model"]: r for r in speed_ratios(ROWS)}
+    assert by["student_kd_int8"]["same_runtime"] == pytest.approx(0.27 / 0.26)
+    assert by["student_kd_onnx_int8"]["same_runtime"] == pytest.approx(0.09 / 0.13)
+    assert by["student_kd_onnx_int8"]["vs_parent"] == pytest.approx(0.27 / 0.13)
+    assert by["student_kd_onnx_int8"]["label"] == "torch onnxruntime int8"
+
+
+def test_the_int8_target_is_met_or_missed_with_the_figures():
+    (met,) = target_sentences(ROWS)
+    assert met.startswith("torch: int8 >= 2x faster than its float parent at batch 32: met by")
+    assert "torch onnxruntime int8 2.08x vs the float parent" in met
+    slow = [
+        r if r["model"] != "student_kd_onnx_int8" else {**r, "latency_batch_p50_ms": 0.2}
+        for r in ROWS
+    ]
+    (missed,) = target_sentences(slow)
+    assert ": missed;" in missed and "0.200 ms against 0.090 ms" in missed
+
+
+def test_most_accuracy_per_joule_names_runtime_and_precision():
+    (text,) = accuracy_per_joule(ROWS)
+    assert text.startswith(
+        "torch: most accuracy per joule of inference: student_kd_onnx (torch onnxruntime fp32"
+    )
+    assert "front: student_kd_onnx (torch onnxruntime fp32)." in text
+
+
+def test_findings_carry_the_runtime_group():
+    groups = {f.group for f in findings(ROWS)}
+    assert RUNTIMES_GROUP in groups

@@ -66,7 +66,14 @@ def test_ddp_stage_is_measured_from_the_launcher_over_every_rank(tmp_path):
     assert e["tracking_mode"] == "process" and e["source"]["cpu"].endswith("/process")
     # the teacher's window is the whole torchrun (both ranks), inside the launcher's span
     assert 0 < m["teacher"]["duration_s"] <= e["duration_s"]
-    assert m["teacher"]["energy_j"] > 0 and m["teacher"]["cpu_j"] > 0
+    assert m["teacher"] == e["tasks"]["teacher"]  # the window, as the span recorded it
+    for w in (e, m["teacher"], e["outside_tasks"]):  # parts add up, none negative
+        parts = [w["cpu_j"], w["gpu_j"], w["ram_j"]]
+        assert min(parts) >= 0 and w["energy_j"] == pytest.approx(sum(parts), rel=1e-9)
+    for key in ("energy_j", "cpu_j", "ram_j", "duration_s"):  # the window and the rest: the span
+        got = m["teacher"][key] + e["outside_tasks"][key]
+        assert got == pytest.approx(e[key], rel=1e-6), key
+    assert m["teacher"]["cpu_j"] > 0  # process mode: CPU time of the launcher's tree
 
     from mlflow.tracking import MlflowClient
 

@@ -3,7 +3,7 @@ mixed policy (mixed_bfloat16 or mixed_float16: bf16/fp16 compute, float32 variab
 its weights are copied back, so the saved model stays float32 whatever the precision.
 
 The policy is read when layers are built, so a model built in float32 cannot switch; a clone
-of its config under the policy can, and its variables have the same shapes and order.
+of its layers' configs with the policy can, and its variables have the same shapes and order.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ def trained_in(model: keras.Model, policy: str) -> Iterator[keras.Model]:
     if policy == model.dtype_policy.name:
         yield model
         return
-    before = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        clone = keras.models.clone_model(model)
-    finally:
-        keras.config.set_dtype_policy(before)
+
+    def under_policy(layer: keras.layers.Layer) -> keras.layers.Layer:
+        # each layer's config names its dtype policy: the global policy alone changes nothing
+        return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
+
+    clone = keras.models.clone_model(model, clone_function=under_policy)
     clone.set_weights(model.get_weights())
     yield clone
     model.set_weights(clone.get_weights())

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from greenpipe.errors import StageFailed, exit_code_for, one_line
-
 DVC = Path(sys.executable).with_name("dvc")
 pytestmark = pytest.mark.skipif(not DVC.exists(), reason="needs dvc")
 SHELLS = [s for s in ("/bin/sh", "/bin/bash") if Path(s).exists()]
@@ -44,35 +42,54 @@ def _project(tmp: Path, script: str) -> dict[str, str]:
     return env
 
 
-def _repro(tmp: Path, env: dict[str, str]) -> StageFailed:
-    from greenpipe.flows.experiment import repro
+# The flow's own repro() runs in a child Python: it writes to the process's stderr, which
+# must not be pytest's (in a long-lived xdist worker that closed the worker's capture file).
+RUN = """\
+import json, sys
+from greenpipe.errors import StageFailed, exit_code_for, one_line
+from greenpipe.flows.experiment import repro
+try:
+    repro("train", sys.argv[1], json.loads(sys.argv[2]))
+except StageFailed as exc:
+    print(json.dumps({"str": str(exc), "line": one_line(exc), "signum": exc.signum,
+                      "code": exit_code_for(exc)}))
+"""
 
-    with pytest.raises(StageFailed) as ei:
-        repro("train", str(tmp), env)
-    return ei.value
+
+def _repro(tmp: Path, env: dict[str, str]) -> tuple[dict, str]:
+    """(the StageFailed as a dict, what the flow showed on stderr)."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN, str(tmp), json.dumps(env)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.stdout.strip(), f"repro raised no StageFailed:\n{proc.stderr[-2000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
 
 
 @pytest.mark.parametrize("shell", SHELLS)
 @pytest.mark.parametrize("sig, num", [("KILL", 9), ("TERM", 15)])
-def test_a_stage_killed_by_a_signal_is_reported_as_killed(tmp_path, capfd, shell, sig, num):
+def test_a_stage_killed_by_a_signal_is_reported_as_killed(tmp_path, shell, sig, num):
     env = {**_project(tmp_path, DIES.format(sig=sig)), "SHELL": shell}
-    exc = _repro(tmp_path, env)
-    text = one_line(exc)
+    exc, err = _repro(tmp_path, env)
+    text = exc["line"]
     assert text.startswith(
         f"greenpipe error: stage 'train' was killed by signal {num} (SIG{sig}); "
     ), text
     assert "2%|" not in text and "\n" not in text
-    assert exc.signum == num and exit_code_for(exc) == 1  # a run-time failure, as documented
+    assert exc["signum"] == num and exc["code"] == 1  # a run-time failure, as documented
     # the console got the stage's own output, not DVC's error line (the flow reports it)
-    err = capfd.readouterr().err
     assert "train teacher [tensorflow]" in err and "failed to reproduce" not in err
 
 
 @pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
-def test_a_stage_that_fails_keeps_its_own_line_and_status(tmp_path, capfd):
+def test_a_stage_that_fails_keeps_its_own_line_and_status(tmp_path):
     env = {**_project(tmp_path, FAILS), "SHELL": shutil.which("bash")}
-    exc = _repro(tmp_path, env)
-    assert str(exc) == "stage 'train' failed (exit 1): data.path 'x.npz' is empty; fix data.path"
-    assert exc.signum is None
-    err = capfd.readouterr().err
+    exc, err = _repro(tmp_path, env)
+    assert exc["str"] == "stage 'train' failed (exit 1): data.path 'x.npz' is empty; fix data.path"
+    assert exc["signum"] is None
     assert "greenpipe error: data.path" in err and "failed to reproduce" not in err

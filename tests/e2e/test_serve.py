@@ -80,7 +80,11 @@ def _finished(api: str, run_id: str):
 def _run_deployment(api: str, dep_id: str, parameters: dict | None = None, what: str = "run"):
     """Trigger a run of the deployment and wait for its final state."""
     body = {"parameters": parameters} if parameters else {}
-    run = httpx.post(f"{api}/deployments/{dep_id}/create_flow_run", json=body, timeout=30)
+    for _ in range(10):  # 503: the server's SQLite was busy (Prefect's own client retries it)
+        run = httpx.post(f"{api}/deployments/{dep_id}/create_flow_run", json=body, timeout=30)
+        if run.status_code != 503:
+            break
+        time.sleep(2)
     assert run.status_code < 300, run.text
     run_id = run.json()["id"]
     return run_id, _wait(lambda: _finished(api, run_id), 600, f"the {what} flow run")

@@ -87,8 +87,9 @@ def read_meta(raw: bytes) -> dict[str, Any] | None:
 
 
 def load(raw: bytes, path: Path) -> OnnxModel | None:
-    """The ONNX model in `raw`, or None when `raw` is not a greenpipe ONNX file."""
-    meta = read_meta(raw)
+    """The ONNX model in `raw`, or None when `raw` is not a greenpipe ONNX file (an ONNX
+    ModelProto starts with its ir_version field, byte 0x08; other files are not parsed)."""
+    meta = read_meta(raw) if raw[:1] == b"\x08" else None
     if meta is None or meta.get("runtime") != RUNTIME:
         return None
     try:

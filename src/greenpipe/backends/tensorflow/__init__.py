@@ -179,8 +179,8 @@ class TensorFlowBackend:
             raise _bad_file(path, why) from None
         if raw[4:8] == b"TFL3":  # the TFLite flatbuffer file identifier
             return self._load_tflite(path, raw)
-        onnx_model = ox.load(raw, path) if raw[:1] == b"\x08" else None
-        if onnx_model is not None:  # an ONNX ModelProto starts with its ir_version field
+        onnx_model = ox.load(raw, path)
+        if onnx_model is not None:
             return onnx_model
         try:
             with tempfile.TemporaryDirectory() as tmp:

@@ -201,8 +201,8 @@ class TorchBackend:
                 f"cannot load model '{path}' ({exc.__class__.__name__}); "
                 "re-run the stage that writes it"
             ) from None
-        onnx_model = ox.load(raw, Path(path)) if raw[:1] == b"\x08" else None
-        if onnx_model is not None:  # an ONNX ModelProto starts with its ir_version field
+        onnx_model = ox.load(raw, Path(path))
+        if onnx_model is not None:
             return onnx_model
         try:
             tensors = st.load(raw)

@@ -77,17 +77,21 @@ class TorchBackend:
         else:
             meta = {"graph": graph.to_json(graph_of(spec, shape, n_classes))}
         meta = {"arch": spec.arch, **meta, "input_shape": list(shape), "n_classes": int(n_classes)}
-        return self._instantiate({**meta, "quantized": None}).to(self._device)
+        return self._fresh(meta)
 
     def build_graph(self, g: graph.Graph, meta: dict) -> nn.Module:
         """A float model of layer graph `g` with the input shape and classes of `meta`."""
-        return self._instantiate({**meta, "graph": graph.to_json(g), "quantized": None}).to(
-            self._device
-        )
+        return self._fresh({**meta, "graph": graph.to_json(g)})
+
+    def _fresh(self, meta: dict) -> nn.Module:
+        """A newly initialised float model of `meta` on the device, its weights a function
+        of the seed alone."""
+        torch.manual_seed(self._seed)
+        return self._instantiate({**meta, "quantized": None}).to(self._device)
 
     def _instantiate(self, meta: dict) -> nn.Module:
-        """A freshly initialised float model of `meta` (seeded)."""
-        torch.manual_seed(self._seed)
+        """The float module of `meta`, before any weights are loaded into it (seeding is
+        build's business: loading leaves torch's global generator as it found it)."""
         shape = tuple(meta["input_shape"])
         if "graph" in meta:
             model = GraphNet(graph.from_json(meta["graph"]), shape)
@@ -220,7 +224,8 @@ class TorchBackend:
         meta = json.loads(header["meta"])
         if meta.get("runtime") == "aoti":
             return rt.AotiModel(tensors["aoti_package"].numpy().tobytes(), meta)
-        model = self._instantiate({**meta, "quantized": None})
+        with torch.random.fork_rng(devices=[]):  # the module's init draws are thrown away
+            model = self._instantiate({**meta, "quantized": None})
         if meta.get("quantized"):
             example = np.zeros((1, *meta["input_shape"]), np.float32)
             model = q.skeleton(model, meta["quantized"], example)

@@ -15,7 +15,7 @@ from greenpipe import artifacts
 from greenpipe.backends import get_backend
 from greenpipe.backends.base import NotApplicable
 from greenpipe.entry import backend_of, backend_parser, load, main_of
-from greenpipe.optimize.prune import fine_tune_config, prune_model
+from greenpipe.optimize.prune import fine_tune_config, narrowed, prune_model
 from greenpipe.optimize.record import before_after, snapshot
 from greenpipe.tracking.stage import stage_run
 
@@ -66,22 +66,13 @@ def prune_and_fine_tune(backend, model, teacher, data, params) -> tuple[object, 
     info = {
         "val_acc_before_fine_tune": snapshot(backend, pruned, x_va, y_va, 0, 10)["val_acc"],
         "fine_tune_epochs_run": 0,
-        "widths": pruned_widths(model.meta["graph"], pruned.meta["graph"]),
+        "widths": narrowed(model.meta["graph"], pruned.meta["graph"]),
     }
     if prune.fine_tune_epochs > 0:
         cfg = fine_tune_config(params.distill, prune)
         hist = backend.distill(pruned, teacher, data, cfg, desc=f"fine-tune [{backend.name}]")
         info["fine_tune_epochs_run"] = len(hist.epochs)
     return pruned, info
-
-
-def pruned_widths(before: list[dict], after: list[dict]) -> dict[str, list[int]]:
-    """{layer: [filters before, after]} for the layers pruning narrowed."""
-    return {
-        a["name"]: [b["filters"], a["filters"]]
-        for b, a in zip(before, after, strict=True)
-        if a.get("filters") != b.get("filters")
-    }
 
 
 def derive(run, backend, task: str, path: str, make) -> tuple[object | None, dict | None]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from greenpipe.architectures import zoo
+from greenpipe.architectures import graph, zoo
 from greenpipe.backends import get_backend
 from greenpipe.backends.base import NotApplicable
 from greenpipe.config import (
@@ -23,6 +23,7 @@ from greenpipe.optimize.prune import (
     MIN_HIDDEN,
     fine_tune_config,
     keep_indices,
+    narrowed,
     prunable,
     prune_graph,
     prune_model,
@@ -84,6 +85,8 @@ def test_prune_weights_removes_the_weakest_units_and_their_inputs():
     np.testing.assert_array_equal(p["logits.b"], w["logits.b"])
     small = prune_graph(CNN_GRAPH, w, 0.25, 0.5)[0]
     assert [n.filters for n in small if n.op in ("conv", "dense")] == [3, 4, 4, CLASSES]
+    before, after = graph.to_json(CNN_GRAPH), graph.to_json(small)
+    assert narrowed(before, after) == {"conv0": [4, 3], "conv1": [6, 4], "hidden": [8, 4]}
 
 
 def test_what_can_be_pruned_in_each_architecture():

@@ -116,6 +116,16 @@ def prune_model(backend: Backend, model: Any, cfg: PruneConfig) -> Any:
     return small
 
 
+def narrowed(before: list[dict], after: list[dict]) -> dict[str, list[int]]:
+    """{layer: [filters before, after]} for the layers pruning narrowed, from two graphs in
+    their JSON form (`graph.to_json`, as model files keep them)."""
+    return {
+        a["name"]: [b["filters"], a["filters"]]
+        for b, a in zip(before, after, strict=True)
+        if a.get("filters") != b.get("filters")
+    }
+
+
 def fine_tune_config(distill: DistillConfig, prune: PruneConfig) -> DistillConfig:
     """The distillation settings for fine-tuning: distill's loss and batch size, prune's
     epochs and learning rate."""

@@ -39,7 +39,7 @@ def dense_map_shape(graph, input_shape: tuple[int, ...]) -> dict[str, tuple[int,
         while src is not None and src.op == "dropout":
             src = by_name.get(src.inputs[0]) if src.inputs else None
         if node.op == "dense" and src is not None and src.op == "flatten":
-            h, w, c = src.inputs and shp[src.inputs[0]] or tuple(input_shape)
+            h, w, c = shp[src.inputs[0]] if src.inputs else tuple(input_shape)
             out[node.name] = (c, h, w)
     return out
 

@@ -27,13 +27,19 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-_OUTPUT_ROOT: Path | None = None
+_OUTPUT_ROOT: Path | None = None  # set only inside `outputs_inside`
 
 
-def confine_outputs(root: str | Path | None) -> None:
-    """From now on, refuse to write outside `root` (the stage entry points pass the repo)."""
+@contextlib.contextmanager
+def outputs_inside(root: str | Path) -> Iterator[Path]:
+    """Inside the block, refuse to write outside `root` (resolved, yielded); as before after
+    it. The stage entry points run their main() in it, with the repo (entry.main_of)."""
     global _OUTPUT_ROOT
-    _OUTPUT_ROOT = Path(root).resolve() if root is not None else None
+    before, _OUTPUT_ROOT = _OUTPUT_ROOT, Path(root).resolve()
+    try:
+        yield _OUTPUT_ROOT
+    finally:
+        _OUTPUT_ROOT = before
 
 
 def _check_inside(dest: Path) -> None:

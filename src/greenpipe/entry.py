@@ -41,15 +41,12 @@ def backend_of(args: argparse.Namespace, params: Params) -> str:
 
 
 def load(args: argparse.Namespace) -> Params:
-    """Validate params before any work starts (raises ConfigError with a one-line message).
-
-    Also confines the stage's outputs to the working directory (the repo under DVC).
-    """
-    params = load_params(args.params)
-    artifacts.confine_outputs(Path.cwd())
-    return params
+    """Validate params before any work starts (raises ConfigError with a one-line message)."""
+    return load_params(args.params)
 
 
 def main_of(fn: Callable[[list[str] | None], int | None]) -> None:
-    """Run a stage's main() behind the one-line error boundary."""
-    run_main(fn)
+    """Run a stage's main() behind the one-line error boundary, its outputs confined to the
+    working directory (the repo under DVC)."""
+    with artifacts.outputs_inside(Path.cwd()):
+        run_main(fn)

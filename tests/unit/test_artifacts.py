@@ -197,18 +197,18 @@ def test_write_curves_without_rows_writes_a_header(tmp_path):
 
 
 def test_confined_outputs_refuse_paths_outside_the_root(tmp_path):
-    from greenpipe.artifacts import confine_outputs, write_text
+    from greenpipe.artifacts import outputs_inside, write_text
     from greenpipe.errors import UsageError
 
     (tmp_path / "repo").mkdir()
-    confine_outputs(tmp_path / "repo")
-    try:
+    with outputs_inside(tmp_path / "repo") as root:
+        assert root == (tmp_path / "repo").resolve()
         write_text(tmp_path / "repo" / "metrics" / "ok.json", "{}")
         with pytest.raises(UsageError, match="outside the repo"):
             write_text(tmp_path / "elsewhere.json", "{}")
         with pytest.raises(UsageError):
             write_text(tmp_path / "repo" / ".." / "sneaky.json", "{}")
-    finally:
-        confine_outputs(None)
     assert (tmp_path / "repo" / "metrics" / "ok.json").is_file()
     assert not (tmp_path / "elsewhere.json").exists() and not (tmp_path / "sneaky.json").exists()
+    write_text(tmp_path / "after.json", "{}")  # the block is over: no confinement left behind
+    assert (tmp_path / "after.json").is_file()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from greenpipe.flows.verify import repo_files
 from greenpipe.sweep import apply
-from greenpipe.verify import repo_files
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("data/", "models/", "metrics/", "plots/", "reports/", "dvc.lock", "mlflow.db")

@@ -131,8 +131,9 @@ def cmd_stages(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from greenpipe.flows.verify import verify
     from greenpipe.graph import stage_order
-    from greenpipe.verify import spread_rows, verify
+    from greenpipe.verify import spread_rows
 
     root = Path(args.root).resolve()
     load_params(root / "params.yaml")
@@ -164,18 +165,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    root = Path(args.root).resolve()
+    report(root, args.out, args.energy, args.experiment, not args.no_tag, args.sweep)
+    return 0
+
+
+def report(
+    root: Path,
+    out: str,
+    energy: str,
+    experiment: str | None = None,
+    tag: bool = True,
+    sweep: str | None = None,
+) -> Path:
+    """The cross-run report over the finished runs of `experiment` (default: params.yaml's),
+    only those of `sweep` if given, written to the repo folder `out`; the runs tagged with the
+    Pareto front unless `tag` is false. Returns the folder."""
     from greenpipe import artifacts
     from greenpipe.backends.registry import available_backends
     from greenpipe.report import crossrun, mlflow_runs
     from greenpipe.tracking import runs
 
-    root = Path(args.root).resolve()
-    out = report_folder(root, args.out)  # before anything is read or written
+    folder = report_folder(root, out)  # before anything is read or written
     params = load_params(root / "params.yaml")
-    experiment = args.experiment or params.experiment
+    experiment = experiment or params.experiment
     client, uri = runs.open_client(params.tracking, root)  # reads only: creates no experiment
     total = params.report.total_inferences
-    sweep = getattr(args, "sweep", None)
     points = mlflow_runs.collect(client, experiment, available_backends(), total, sweep)
     if not points:
         which = f"of sweep '{sweep}' " if sweep else ""
@@ -183,20 +198,20 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"no finished run {which}with evaluated models in MLflow experiment '{experiment}' "
             f"({uri}); run the pipeline first (dvc repro)"
         )
-    points = crossrun.with_front(points, args.energy)
+    points = crossrun.with_front(points, energy)
     title = f"{params.report.title}: all runs of '{experiment}'"
-    for name, content in crossrun.build(points, args.energy, title).items():
+    for name, content in crossrun.build(points, energy, title).items():
         write = artifacts.write_bytes if isinstance(content, bytes) else artifacts.write_text
-        write(out / name, content)
-    if not args.no_tag:
-        mlflow_runs.tag_pareto(client, points, [p["pareto"] for p in points], args.energy)
+        write(folder / name, content)
+    if tag:
+        mlflow_runs.tag_pareto(client, points, [p["pareto"] for p in points], energy)
     for p in (p for p in points if p["pareto"]):
         print(
             f"pareto: {p['model']}@{p['backend']} seed {p['seed']} run '{p['run_name']}': "
-            f"accuracy {p['accuracy']:.4f}, {args.energy} energy {p['energy_j']:.3e} J"
+            f"accuracy {p['accuracy']:.4f}, {energy} energy {p['energy_j']:.3e} J"
         )
-    print(f"greenpipe report: {len(points)} points; wrote {out / 'index.html'}", file=sys.stderr)
-    return 0
+    print(f"greenpipe report: {len(points)} points; wrote {folder / 'index.html'}", file=sys.stderr)
+    return folder
 
 
 def report_folder(root: Path, out: str) -> Path:
@@ -247,16 +262,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"  {status} {r['variant']:<60} {r.get('seconds', 0):7.0f} s  {r['reason']}")
     print(f"compare: dvc exp show | MLflow tag greenpipe.sweep = '{out['sweep']}'")
     if any(r["ok"] for r in results):  # the comparison and Pareto front over this sweep
-        report_args = argparse.Namespace(
-            root=args.root,
-            energy="total",
-            out=f"reports/sweeps/{out['sweep']}",
-            experiment=None,
-            no_tag=False,
-            sweep=out["sweep"],
-        )
-        cmd_report(report_args)
-        print(f"sweep report: reports/sweeps/{out['sweep']}/")
+        folder = f"reports/sweeps/{out['sweep']}"
+        report(root, folder, "total", sweep=out["sweep"])
+        print(f"sweep report: {folder}/")
     failed = [r for r in results if not r["ok"]]
     if failed:
         raise GreenpipeError(

@@ -1,8 +1,7 @@
-"""`greenpipe verify`: re-run stages in a throw-away workspace and compare with what was recorded.
+"""`greenpipe verify`'s comparison: re-runs of stages against what was recorded.
 
-The workspace is a copy of the repo's files that shares the repo's DVC cache (read-mostly: a
-re-run only adds content-addressed objects). Stages are forced to run again there, with their
-own MLflow store, so the experiment's records are untouched. Then:
+The re-runs themselves (a scratch copy of the repo, `dvc repro` in it) are orchestration and
+live in greenpipe.flows.verify; this module only compares what they produced:
 
 - every cached output (data sets, models) must have the md5 recorded in dvc.lock;
 - every metric that is a property of the result (accuracy, counts, sizes, ...) must be equal;
@@ -12,18 +11,9 @@ own MLflow store, so the experiment's records are untouched. Then:
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from greenpipe.tracking.provenance import flatten, stage_metric_paths, stage_spec
 
@@ -85,7 +75,10 @@ def exact_outputs(root: Path, stage: str) -> list[str]:
     return paths
 
 
-def compare_outs(root: Path, recorded: dict, rerun: dict, stages: list[str], verdict) -> None:
+def compare_outs(
+    root: Path, recorded: dict, rerun: dict, stages: list[str], verdict: Verdict
+) -> None:
+    """Each stage's exact outputs must have the same md5 in the re-run's dvc.lock."""
     for stage in stages:
         want, got = lock_outs(recorded, stage), lock_outs(rerun, stage)
         for path in exact_outputs(root, stage):
@@ -126,85 +119,3 @@ def spread_rows(spread: dict[str, list[float]]) -> list[tuple[str, float, float,
         sd = statistics.stdev(values)
         rows.append((key, mean, sd, sd / abs(mean) if mean else 0.0))
     return rows
-
-
-def repo_files(root: Path) -> list[str]:
-    """The repo's tracked and new (not ignored) files, relative to root."""
-    out = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return [f for f in out if (root / f).is_file()]
-
-
-def make_workspace(root: Path) -> Path:
-    """A copy of the repo's files sharing its DVC cache, with outputs checked out."""
-    ws = Path(tempfile.mkdtemp(prefix="greenpipe-verify-"))
-    for rel in repo_files(root):
-        (ws / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / rel, ws / rel)
-    cache = (root / ".dvc" / "cache").resolve()
-    (ws / ".dvc" / "config.local").write_text(
-        f"[core]\n    no_scm = true\n[cache]\n    dir = {cache}\n    type = copy\n"
-    )
-    return ws
-
-
-def stage_env(ws: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GREENPIPE_PARENT_RUN_ID",)}
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{ws / 'verify-mlflow.db'}"
-    return env
-
-
-def rerun(ws: Path, stages: list[str]) -> dict[str, Any]:
-    """Force the stages to run again in ws; return the new dvc.lock."""
-    dvc = str(Path(sys.executable).parent / "dvc")
-    env = stage_env(ws)
-    subprocess.run([dvc, "checkout", "--quiet"], cwd=ws, env=env, check=False)
-    for stage in stages:
-        proc = subprocess.run(
-            [dvc, "repro", "--quiet", "--force", "--single-item", stage], cwd=ws, env=env
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"stage {stage} failed in the verification workspace {ws}")
-    return yaml.safe_load((ws / "dvc.lock").read_text())
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def verify(root: Path, stages: list[str], repeats: int = 1, keep: bool = False) -> Verdict:
-    """Re-run `stages` `repeats` times in fresh workspaces and compare with the records."""
-    recorded = (
-        yaml.safe_load((root / "dvc.lock").read_text()) if (root / "dvc.lock").is_file() else {}
-    )
-    missing = [s for s in stages if s not in (recorded.get("stages") or {})]
-    if missing:
-        from greenpipe.errors import UsageError
-
-        raise UsageError(
-            f"no record of stage(s) {missing} in dvc.lock; run them first "
-            "(greenpipe run) and verify afterwards"
-        )
-    verdict, reruns = Verdict(), []
-    for _ in range(repeats):
-        ws = make_workspace(root)
-        try:
-            lock = rerun(ws, stages)
-            compare_outs(root, recorded, lock, stages, verdict)
-            reruns.append(
-                {m: read_json(ws / m) for s in stages for m in stage_metric_paths(root, s)}
-            )
-        finally:
-            if not keep:
-                shutil.rmtree(ws, ignore_errors=True)
-    for stage in stages:
-        for m in stage_metric_paths(root, stage):
-            compare_metrics(m, read_json(root / m), [r.get(m, {}) for r in reruns], verdict)
-    verdict.mismatches = list(dict.fromkeys(verdict.mismatches))
-    return verdict

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from greenpipe import verify
+from greenpipe.flows import verify
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = ("data/", "models/", "metrics/", "plots/", "reports/", "dvc.lock", "mlflow.db")

@@ -191,7 +191,6 @@ def test_stage_energy_covers_its_whole_span_tasks_gaps_and_all():
     src = meter.sources()
     assert src["cpu"].startswith(("measured:", "estimated:")), src
     assert set(src) == {"cpu", "gpu", "ram"}
-    assert meter.hardware()["cpu_model"]  # from /proc/cpuinfo on Linux, else py-cpuinfo
 
 
 def test_a_short_span_is_measured_whole():

@@ -147,6 +147,24 @@ def energy_stages_png(stages: list[dict]) -> bytes:
     return _png(fig)
 
 
+def _backend_keys(ax) -> None:
+    """A legend key per backend: its marker, in grey."""
+    for b, marker in MARKERS.items():
+        ax.scatter([], [], marker=marker, color="0.5", label=b)
+
+
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str) -> bytes:
+    """The cross-run plots' one axis: its labels, a light grid, the legend and the title;
+    the figure as PNG bytes."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(title)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def pareto_png(points: list[dict], xlabel: str) -> bytes:
     """Accuracy against `energy_j` (log scale) for every point: non-dominated points
     (`pareto` true) coloured by model and joined by the front's staircase, the others grey;
@@ -178,19 +196,13 @@ def pareto_png(points: list[dict], xlabel: str) -> bytes:
         )
     for m in models:
         ax.scatter([], [], color=colours[m], edgecolors="black", label=m)
-    for b, marker in MARKERS.items():
-        ax.scatter([], [], marker=marker, color="0.5", label=b)
+    _backend_keys(ax)
     ax.scatter([], [], color="0.75", label="dominated")
     if usable:
         ax.set_xscale("log")
         _joules(ax.xaxis)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="best")
-    ax.set_title("Pareto front: accuracy against energy (all runs)")
-    fig.tight_layout()
-    return _png(fig)
+    title = "Pareto front: accuracy against energy (all runs)"
+    return _finish(fig, ax, xlabel, "test accuracy", title)
 
 
 def seeds_png(rows: list[dict], seeds: list[int]) -> bytes:
@@ -232,15 +244,14 @@ def compression_png(rows: list[dict]) -> bytes:
         ax.annotate(
             r["setting"], (r["ratio"], r["accuracy"]), xytext=(5, 4), textcoords="offset points"
         )
-    for b, marker in MARKERS.items():
-        ax.scatter([], [], marker=marker, color="0.5", label=b)
+    _backend_keys(ax)
     if usable:
         ax.set_xscale("log")
     ax.axvline(TARGET_RATIO, color="0.6", ls="--", lw=1)
-    ax.set_xlabel("data set compression ratio (raw bytes / stored bytes)")
-    ax.set_ylabel("teacher test accuracy")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="best")
-    ax.set_title("Dataset compression: downstream accuracy (marker area: teacher training J)")
-    fig.tight_layout()
-    return _png(fig)
+    return _finish(
+        fig,
+        ax,
+        "data set compression ratio (raw bytes / stored bytes)",
+        "teacher test accuracy",
+        "Dataset compression: downstream accuracy (marker area: teacher training J)",
+    )

@@ -26,12 +26,6 @@ def seed_groups(points: list[dict[str, Any]]) -> list[tuple[str, dict[int, str]]
     return [(c, {seed: rid for seed, (_, rid) in sorted(runs[c].items())}) for c in groups]
 
 
-def seed_runs(points: list[dict[str, Any]]) -> tuple[str | None, dict[int, str]]:
-    """The first of `seed_groups` (the configuration with the most seeds), or (None, {})."""
-    groups = seed_groups(points)
-    return groups[0] if groups else (None, {})
-
-
 def describe(config: str, points: list[dict[str, Any]], others: list[str]) -> str:
     """What sets `config` apart from the `others`: the params whose values differ, as
     `key=value` (empty if there is no other configuration to compare with)."""

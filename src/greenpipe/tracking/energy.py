@@ -361,8 +361,3 @@ class EnergyMeter:
             if src["gpu"].startswith(("measured:", "unobserved:")):
                 src["gpu"] += "/whole_device"
         return src
-
-    def hardware(self) -> dict[str, Any]:
-        conf = getattr(self._tracker, "_conf", {}) or {}
-        keys = ("cpu_model", "cpu_count", "gpu_model", "gpu_count", "gpu_ids", "ram_total_size")
-        return {k: conf.get(k) for k in keys if conf.get(k) not in (None, "")}

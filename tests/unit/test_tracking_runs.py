@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -173,3 +176,55 @@ def test_run_url_points_at_the_tracking_server_or_the_local_ui():
     local = runs.Store(client=None, exp_id="1", uri="sqlite:////repo/mlflow.db")
     assert runs.run_url(local, "abc") == f"http://127.0.0.1:5000/#/experiments/1/runs/abc{view}"
     assert runs.experiment_url(local.uri, "1") == f"http://127.0.0.1:5000/#/experiments/1{view}"
+
+
+def test_importing_the_module_leaves_the_environment_alone():
+    """MLflow's settings are made where the store is opened, not as a side effect of import."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    code = (
+        "import os; before = dict(os.environ); import greenpipe.tracking.runs; "
+        "print(sorted(set(os.environ.items()) ^ set(before.items())))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def _unset(monkeypatch, *names: str) -> None:
+    for name in names:  # setenv first: the teardown then removes what client_for sets
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
+class _Unavailable(http.server.BaseHTTPRequestHandler):
+    """A tracking server that answers every request 503 (MLflow's client retries those)."""
+
+    def do_GET(self):
+        self.send_response(503)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_opening_a_store_sets_the_fail_fast_defaults_unless_set(monkeypatch):
+    _unset(monkeypatch, *runs.MLFLOW_DEFAULTS)
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_port}"
+    try:
+        client = runs.client_for(uri)
+        assert {k: os.environ.get(k) for k in runs.MLFLOW_DEFAULTS} == {
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        }
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        runs.client_for(uri)
+        assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"  # the user's value wins
+        began = time.monotonic()
+        with pytest.raises(Exception, match="503"):  # MLflow's default: minutes of retries
+            client.get_experiment_by_name("greenpipe")
+        assert time.monotonic() - began < 5
+    finally:
+        server.shutdown()

@@ -22,9 +22,14 @@ TAG_PARENT = "mlflow.parentRunId"
 TAG_ROLE = "greenpipe.role"
 TAG_INVOCATION = "greenpipe.invocation"
 
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Set by client_for where unset: MLflow's own (7 retries, ~4 min; 120 s a request) keep a
+# stage, its work done and energy spent, waiting minutes on a dead tracking server; these fail
+# in seconds. Before mlflow is imported: it decides on telemetry at import. Offline: none.
+MLFLOW_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}
 
 
 def resolve_tracking_uri(configured: str, root: Path) -> str:
@@ -66,8 +71,12 @@ def check_reachable(uri: str) -> None:
 
 
 def client_for(uri: str):
+    """A retrying client of the store at `uri`, with MLFLOW_DEFAULTS set first (where unset):
+    the one place greenpipe configures MLflow, before it is imported."""
     import logging
 
+    for key, value in MLFLOW_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     import mlflow
     from mlflow.tracking import MlflowClient
 

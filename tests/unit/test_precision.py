@@ -60,3 +60,32 @@ def test_keras_bf16_trains_a_mixed_clone_and_keeps_a_float32_model():
         clone.set_weights([w + 1 for w in clone.get_weights()])
     assert m.dtype_policy.name == "float32"
     np.testing.assert_allclose(m.get_weights()[0], before[0] + 1)
+
+
+@pytest.mark.parametrize("framework", ["torch", "tensorflow"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_model_records_the_precision_it_was_trained_in(framework, precision, tmp_path):
+    """The model file keeps its training precision, and evaluate's description (what the
+    report's "trained in" column and labels show) reads it back; so does an int8 child."""
+    from greenpipe import artifacts
+    from greenpipe.backends import get_backend
+    from greenpipe.config import DistillConfig, OptimizeConfig
+    from greenpipe.evaluate.runtime import describe
+
+    be = get_backend(framework)
+    be.seed_everything(0)
+    m = be.build(DistillConfig().model, (8, 8, 1), 10)
+    assert "trained_precision" not in m.meta  # not trained yet
+    rng = np.random.default_rng(0)
+    split = (rng.random((32, 8, 8, 1), dtype=np.float32), rng.integers(0, 10, 32))
+    be.fit(m, {"train": split, "val": split}, FitConfig(epochs=1, precision=precision), "t")
+    path = tmp_path / "m.model"
+    artifacts.save_model(be, m, path)
+    loaded = be.load(path)
+    assert describe(framework, loaded.meta)["trained_precision"] == precision
+    q = be.quantize(loaded, split[0], OptimizeConfig())
+    assert describe(framework, q.meta) == {
+        "runtime": {"torch": "eager", "tensorflow": "tflite"}[framework],
+        "precision": "int8",
+        "trained_precision": precision,
+    }

@@ -272,9 +272,10 @@ def test_markdown_has_the_findings_first_then_the_image_tables_and_notes(tables)
     assert lines[best + 2 : best + 4] == ["- **most accurate:** teacher", "- second"]
     assert "- RAM < 90%" in lines  # Markdown is not HTML-escaped
     head = lines.index(
-        "| model | backend | architecture | accuracy | accuracy CI | macro-F1 | F1 CI |"
+        "| model | backend | architecture | trained in | accuracy | accuracy CI | macro-F1 "
+        "| F1 CI |"
     )
-    assert lines[head + 1] == "|---|---|---|---|---|---|---|"
+    assert lines[head + 1] == "|---|---|---|---|---|---|---|---|"
     body = lines[head + 2 : head + 2 + len(models)]
     assert [s.split(" | ")[0] for s in body] == [f"| {m['model']}" for m in models]
     stage_head = next(i for i, s in enumerate(lines) if s.startswith("| stage | energy |"))

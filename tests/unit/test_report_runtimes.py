@@ -62,3 +62,16 @@ def test_most_accuracy_per_joule_names_runtime_and_precision():
 def test_findings_carry_the_runtime_group():
     groups = {f.group for f in findings(ROWS)}
     assert RUNTIMES_GROUP in groups
+
+
+def test_labels_and_records_carry_the_training_precision():
+    from greenpipe.report.runtimes import label, runtime_of
+
+    bf16 = {**ROWS[2], "trained_precision": "bf16"}
+    assert label(bf16) == "torch onnxruntime fp32, trained in bf16"
+    assert label({**ROWS[2], "trained_precision": "fp32"}) == "torch onnxruntime fp32"
+    record = {"runtime": "onnxruntime", "precision": "int8", "trained_precision": "bf16"}
+    assert runtime_of("torch", "student_kd_onnx_int8", record) == record
+    # records from before training precision existed: all such models trained in fp32
+    old = runtime_of("torch", "student_kd_int8", {})
+    assert old == {"runtime": "eager", "precision": "int8", "trained_precision": "fp32"}

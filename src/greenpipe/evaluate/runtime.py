@@ -10,10 +10,17 @@ NATIVE = {"torch": ("eager", "eager"), "tensorflow": ("keras", "tflite")}
 
 
 def describe(backend: str, meta: dict[str, Any]) -> dict[str, str]:
-    """{"runtime", "precision"} of a model from its `.meta`: runtime "onnxruntime", "aoti",
-    "eager" (torch; its int8 is torch.ao's fbgemm/qnnpack kernels), "keras" or "tflite";
-    precision "int8" (static or dynamic quantization) or "fp32"."""
+    """{"runtime", "precision", "trained_precision"} of a model from its `.meta`: runtime
+    "onnxruntime", "aoti", "eager" (torch; its int8 is torch.ao's fbgemm/qnnpack kernels),
+    "keras" or "tflite"; inference precision "int8" (static or dynamic quantization) or
+    "fp32"; the precision its weights were trained in (fp32, bf16 or fp16; a derived model
+    keeps its parent's unless it was fine-tuned). Models saved before training precision
+    existed were all trained in fp32."""
     quantized = bool(meta.get("quantized"))
     float_rt, int8_rt = NATIVE.get(backend, (backend, backend))
     runtime = meta.get("runtime") or (int8_rt if quantized else float_rt)
-    return {"runtime": runtime, "precision": "int8" if quantized else "fp32"}
+    return {
+        "runtime": runtime,
+        "precision": "int8" if quantized else "fp32",
+        "trained_precision": meta.get("trained_precision", "fp32"),
+    }

@@ -55,6 +55,7 @@ QUALITY_COLS: list[Column] = [
     ("model", "model", "{}"),
     ("backend", "backend", "{}"),
     ("arch", "architecture", "{}"),
+    ("trained_precision", "trained in", "{}"),
     ("accuracy", "accuracy", "{:.4f}"),
     ("accuracy_ci", "accuracy CI", _interval("accuracy_ci_low", "accuracy_ci_high")),
     ("macro_f1", "macro-F1", "{:.4f}"),

@@ -23,15 +23,19 @@ KEY = "latency_batch_p50_ms"
 
 
 def label(row: Row) -> str:
-    """ "torch onnxruntime int8": the framework, runtime and precision of a model row."""
-    return f"{row.get('backend', '')} {row.get('runtime')} {row.get('precision')}"
+    """ "torch onnxruntime int8": the framework, runtime and precision of a model row, with
+    ", trained in bf16" when its weights were not trained in fp32."""
+    trained = row.get("trained_precision", "fp32")
+    tail = "" if trained == "fp32" else f", trained in {trained}"
+    return f"{row.get('backend', '')} {row.get('runtime')} {row.get('precision')}{tail}"
 
 
 def runtime_of(backend: str, name: str, record: dict[str, Any]) -> dict[str, str]:
-    """{"runtime", "precision"} of an evaluated model; records written before evaluate named
-    them are told by the model's name."""
+    """{"runtime", "precision", "trained_precision"} of an evaluated model; records written
+    before evaluate named them are told by the model's name (and were trained in fp32)."""
     if record.get("runtime") and record.get("precision"):
-        return {"runtime": record["runtime"], "precision": record["precision"]}
+        keys = ("runtime", "precision", "trained_precision")
+        return {**describe(backend, {}), **{k: record[k] for k in keys if k in record}}
     return describe(backend, {"quantized": "int8" in name})
 
 

@@ -111,7 +111,9 @@ class TensorFlowBackend:
     def fit(self, model: keras.Model, data: dict, cfg: FitConfig, desc: str) -> History:
         policy = pr.policy_of(cfg.precision, bool(self._gpus))
         with pr.trained_in(model, policy) as m:
-            return train_loop(m, data, cfg, self._seed, desc, cross_entropy, mixed=_scaled(policy))
+            hist = train_loop(m, data, cfg, self._seed, desc, cross_entropy, mixed=_scaled(policy))
+        model.meta["trained_precision"] = pr.PRECISION_OF[policy]
+        return hist
 
     def distill(self, student, teacher, data: dict, cfg: DistillConfig, desc: str) -> History:
         """KD (`cfg.loss`); the teacher's train-split logits are computed once (it is frozen)."""
@@ -119,7 +121,9 @@ class TensorFlowBackend:
         z_t = self.predict(teacher, data["train"][0], batch_size=512)
         policy = pr.policy_of(cfg.precision, bool(self._gpus))
         with pr.trained_in(student, policy) as m:
-            return train_loop(m, data, cfg, self._seed, desc, loss, aux=z_t, mixed=_scaled(policy))
+            hist = train_loop(m, data, cfg, self._seed, desc, loss, aux=z_t, mixed=_scaled(policy))
+        student.meta["trained_precision"] = pr.PRECISION_OF[policy]
+        return hist
 
     def predict(self, model: Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Logits (N, classes) as float32 NumPy, in inference mode."""

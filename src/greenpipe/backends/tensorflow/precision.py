@@ -15,14 +15,17 @@ import keras
 
 from greenpipe.config import ConfigError
 
+POLICY = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+PRECISION_OF = {v: k for k, v in POLICY.items()}  # what a model trained under a policy records
+
 
 def policy_of(precision: str, gpu: bool) -> str:
     """The Keras dtype policy of train.precision ("float32", "mixed_bfloat16", ...)."""
     if precision == "fp16" and not gpu:
         raise ConfigError("precision fp16 needs a GPU; use bf16 (or fp32) on the CPU")
     if precision == "auto":
-        return "mixed_float16" if gpu else "float32"
-    return {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[precision]
+        return POLICY["fp16"] if gpu else POLICY["fp32"]
+    return POLICY[precision]
 
 
 @contextlib.contextmanager

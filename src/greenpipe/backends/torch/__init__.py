@@ -23,7 +23,7 @@ from greenpipe.backends.base import History, NotApplicable
 from greenpipe.backends.torch import export as rt
 from greenpipe.backends.torch import quantize as q
 from greenpipe.backends.torch import weights as nw
-from greenpipe.backends.torch.loops import to_tensor, train_loop
+from greenpipe.backends.torch.loops import autocast_dtype, to_tensor, train_loop
 from greenpipe.backends.torch.models import GraphNet
 from greenpipe.backends.torch.serialize import pack_state, unpack_state
 from greenpipe.config import ConfigError, DistillConfig, FitConfig, ModelSpec, OptimizeConfig
@@ -109,7 +109,14 @@ class TorchBackend:
         def ce(logits, _aux, y):
             return F.cross_entropy(logits, y)
 
-        return train_loop(model, data, cfg, self._device, self._seed, desc, ce)
+        hist = train_loop(model, data, cfg, self._device, self._seed, desc, ce)
+        model.meta["trained_precision"] = self._trained_in(cfg)
+        return hist
+
+    def _trained_in(self, cfg: FitConfig) -> str:
+        """The precision `cfg.precision` trains in here ("auto" resolved): fp32, bf16 or fp16."""
+        dtype = autocast_dtype(cfg.precision, self._device)
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
     def distill(self, student, teacher, data: dict, cfg: DistillConfig, desc: str) -> History:
         loss = build_loss(cfg.loss, temperature=cfg.temperature, alpha=cfg.alpha)
@@ -119,7 +126,9 @@ class TorchBackend:
             with torch.no_grad():
                 return teacher(xb).float()
 
-        return train_loop(student, data, cfg, self._device, self._seed, desc, loss, teacher_logits)
+        hist = train_loop(student, data, cfg, self._device, self._seed, desc, loss, teacher_logits)
+        student.meta["trained_precision"] = self._trained_in(cfg)
+        return hist
 
     def predict(self, model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Logits as float32 NumPy, in eval mode, without gradients."""

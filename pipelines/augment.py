@@ -8,8 +8,13 @@ import numpy as np
 from greenpipe import artifacts
 from greenpipe.data.augment import augment
 from greenpipe.data.grid import image_grid
-from greenpipe.entry import load, main_of, stage_parser
-from greenpipe.tracking.stage import stage_run
+from greenpipe.entry import main_of, stage, stage_parser
+
+PATHS = {
+    "--in": "the cleaned data set",
+    "--out": "the data set with the augmented train split",
+    "--grid": "PNG of originals beside their copies",
+}
 
 
 def _examples(x_out: np.ndarray, n_in: int, factor: int, samples: int) -> bytes:
@@ -21,15 +26,10 @@ def _examples(x_out: np.ndarray, n_in: int, factor: int, samples: int) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = stage_parser("augment", __doc__)
-    p.add_argument("--in", dest="inp", default="data/clean.npz")
-    p.add_argument("--out", default="data/augmented.npz")
-    p.add_argument("--grid", default="plots/augment_examples.png")
-    args = p.parse_args(argv)
-    params = load(args)
-    cfg = params.augment
-    with stage_run("augment", params, args.metrics) as run:
-        splits = artifacts.load_splits(args.inp)
+    args = stage_parser(__file__, __doc__, PATHS).parse_args(argv)
+    with stage(args) as (run, params):
+        cfg = params.augment
+        splits = artifacts.load_splits(args.in_)
         x, y = splits["train"]
         splits["train"] = augment(x, y, cfg, params.seed)
         artifacts.save_splits(args.out, splits)

@@ -8,8 +8,13 @@ import numpy as np
 from greenpipe import artifacts
 from greenpipe.data.clean import REASONS, audit_splits, class_balance, count_reasons, dropped
 from greenpipe.data.grid import image_grid
-from greenpipe.entry import load, main_of, stage_parser
-from greenpipe.tracking.stage import stage_run
+from greenpipe.entry import main_of, stage, stage_parser
+
+PATHS = {
+    "--in": "the prepared data set",
+    "--out": "the cleaned data set",
+    "--grid": "PNG of the flagged samples",
+}
 
 
 def _flagged_grid(splits, reasons, limit: int) -> bytes:
@@ -24,15 +29,10 @@ def _flagged_grid(splits, reasons, limit: int) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = stage_parser("clean", __doc__)
-    p.add_argument("--in", dest="inp", default="data/prepared.npz")
-    p.add_argument("--out", default="data/clean.npz")
-    p.add_argument("--grid", default="plots/clean_flagged.png")
-    args = p.parse_args(argv)
-    params = load(args)
-    cfg = params.clean
-    with stage_run("clean", params, args.metrics) as run:
-        splits = artifacts.load_splits(args.inp)
+    args = stage_parser(__file__, __doc__, PATHS).parse_args(argv)
+    with stage(args) as (run, params):
+        cfg = params.clean
+        splits = artifacts.load_splits(args.in_)
         shape = splits["train"][0].shape[1:]
         reasons = audit_splits(splits, cfg, shape, params.seed)
         cleaned = {

@@ -8,19 +8,16 @@ import time
 from greenpipe import artifacts
 from greenpipe.data.compress import encode, raw_nbytes
 from greenpipe.data.subsample import subsample
-from greenpipe.entry import load, main_of, stage_parser
-from greenpipe.tracking.stage import stage_run
+from greenpipe.entry import main_of, stage, stage_parser
+
+PATHS = {"--in": "the augmented data set", "--out": "the compressed data set (container)"}
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = stage_parser("compress", __doc__)
-    p.add_argument("--in", dest="inp", default="data/augmented.npz")
-    p.add_argument("--out", default="data/dataset.npz")
-    args = p.parse_args(argv)
-    params = load(args)
-    cfg = params.compress
-    with stage_run("compress", params, args.metrics) as run:
-        splits = artifacts.load_splits(args.inp)
+    args = stage_parser(__file__, __doc__, PATHS).parse_args(argv)
+    with stage(args) as (run, params):
+        cfg = params.compress
+        splits = artifacts.load_splits(args.in_)
         before = raw_nbytes(splits)
         samples_in = {name: len(s[1]) for name, s in splits.items()}
         start = time.perf_counter()

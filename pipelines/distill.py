@@ -8,34 +8,23 @@ measured as its own CodeCarbon task.
 from __future__ import annotations
 
 from greenpipe import artifacts
-from greenpipe.backends import get_backend
-from greenpipe.entry import backend_of, backend_parser, load, main_of
-from greenpipe.errors import GreenpipeError
-from greenpipe.tracking.stage import stage_run
+from greenpipe.distill.checks import check_param_ratio
+from greenpipe.entry import backend_parser, backend_stage, main_of
 
-
-def check_param_ratio(t_params: int, s_params: int, min_ratio: float) -> None:
-    if t_params / s_params < min_ratio:
-        raise GreenpipeError(
-            f"student has {s_params} params, teacher {t_params}: ratio "
-            f"{t_params / s_params:.1f} < distill.min_param_ratio {min_ratio}; "
-            "shrink distill.model or grow train.model"
-        )
+PATHS = {
+    "--data": "the data set",
+    "--teacher": "the teacher model",
+    "--student-kd": "the distilled student (written)",
+    "--student-scratch": "the student trained from scratch (written)",
+    "--plots-kd": "the KD student's curves (CSV)",
+    "--plots-scratch": "the scratch student's curves (CSV)",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = backend_parser("distill", __doc__)
-    p.add_argument("--data", default="data/dataset.npz")
-    p.add_argument("--teacher", required=True)
-    p.add_argument("--student-kd", required=True)
-    p.add_argument("--student-scratch", required=True)
-    p.add_argument("--plots-kd", required=True)
-    p.add_argument("--plots-scratch", required=True)
-    args = p.parse_args(argv)
-    params = load(args)
-    cfg = params.distill
-    backend = get_backend(backend_of(args, params))
-    with stage_run(f"distill@{backend.name}", params, args.metrics) as run:
+    args = backend_parser(__file__, __doc__, PATHS).parse_args(argv)
+    with backend_stage(args) as (run, params, backend):
+        cfg = params.distill
         data = artifacts.load_dataset(args.data)
         teacher = backend.load(args.teacher)
         shape, n_classes = data["train"][0].shape[1:], teacher.meta["n_classes"]

@@ -8,14 +8,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from greenpipe import artifacts
-from greenpipe.backends import get_backend
 from greenpipe.data.names import check_names, read_names
-from greenpipe.entry import backend_of, backend_parser, load, main_of
+from greenpipe.entry import backend_parser, backend_stage, main_of
 from greenpipe.evaluate.memory import peak_memory
 from greenpipe.evaluate.quality import bootstrap_ci, confusion, confusion_csv, quality
 from greenpipe.evaluate.runtime import describe
 from greenpipe.evaluate.speed import energy_rounds, latency_ms, throughput
-from greenpipe.tracking.stage import stage_run
+
+PATHS = {
+    "--data": "the data set",
+    "--classes": "class names (JSON), by label",
+    "--confusion": "predicted against actual class of every test sample (CSV)",
+}
 
 
 def _model_arg(text: str) -> tuple[str, str]:
@@ -49,18 +53,13 @@ def evaluate_one(backend, model, x, y, cfg, seed: int) -> tuple[dict, object]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = backend_parser("evaluate", __doc__)
-    p.add_argument("--data", default="data/dataset.npz")
+    p = backend_parser(__file__, __doc__, PATHS)
     p.add_argument(
         "--model", action="append", type=_model_arg, required=True, help="NAME=PATH, once per model"
     )
-    p.add_argument("--classes", default="data/classes.json", help="class names (JSON), by label")
-    p.add_argument("--confusion", required=True)
     args = p.parse_args(argv)
-    params = load(args)
-    cfg = params.evaluate
-    backend = get_backend(backend_of(args, params))
-    with stage_run(f"evaluate@{backend.name}", params, args.metrics) as run:
+    with backend_stage(args) as (run, params, backend):
+        cfg = params.evaluate
         x, y = artifacts.load_dataset(args.data)["test"]
         not_made = {name: artifacts.skipped_reason(path) for name, path in args.model}
         results = {

@@ -12,27 +12,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from greenpipe import artifacts
-from greenpipe.backends import get_backend
 from greenpipe.backends.base import NotApplicable
-from greenpipe.entry import backend_of, backend_parser, load, main_of
+from greenpipe.entry import backend_parser, backend_stage, main_of
 from greenpipe.optimize.prune import fine_tune_config, narrowed, prune_model
 from greenpipe.optimize.record import before_after, snapshot
-from greenpipe.tracking.stage import stage_run
+
+PATHS = {
+    "--data": "the data set",
+    "--model": "the distilled student (float)",
+    "--teacher": "teacher for fine-tuning after pruning",
+    "--out": "int8 of --model",
+    "--pruned": "pruned and fine-tuned --model",
+    "--pruned-int8": "int8 of the pruned model",
+}
 
 
 def _args(argv: list[str] | None):
-    p = backend_parser("optimize", __doc__)
-    p.add_argument("--data", default="data/dataset.npz")
-    p.add_argument("--model", required=True, help="the distilled student (float)")
-    p.add_argument("--teacher", required=True, help="teacher for fine-tuning after pruning")
-    p.add_argument("--out", required=True, help="int8 of --model")
-    p.add_argument("--pruned", required=True, help="pruned and fine-tuned --model")
-    p.add_argument("--pruned-int8", required=True, help="int8 of the pruned model")
+    p = backend_parser(__file__, __doc__, PATHS)
     p.add_argument(
         "--runtime",
         action="append",
         type=runtime_arg,
-        default=[],
+        required=True,
         help="RUNTIME:PRECISION=PATH (precision fp32 | int8): --model in that runtime",
     )
     return p.parse_args(argv)
@@ -114,10 +115,8 @@ def runtimes(run, backend, student, calib_x, outs, chosen, recorded) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = _args(argv)
-    params = load(args)
-    cfg, ev = params.optimize, params.evaluate
-    backend = get_backend(backend_of(args, params))
-    with stage_run(f"optimize@{backend.name}", params, args.metrics) as run:
+    with backend_stage(args) as (run, params, backend):
+        cfg, ev = params.optimize, params.evaluate
         data = artifacts.load_dataset(args.data)
         x_tr, val = data["train"][0], data["val"]
         model, teacher = backend.load(args.model), backend.load(args.teacher)

@@ -8,18 +8,15 @@ import numpy as np
 from greenpipe import artifacts
 from greenpipe.data.names import names_record
 from greenpipe.data.sources import load_source, stratified_split
-from greenpipe.entry import load, main_of, stage_parser
-from greenpipe.tracking.stage import stage_run
+from greenpipe.entry import main_of, stage, stage_parser
+
+PATHS = {"--out": "the split data set", "--classes": "class names (JSON), by label"}
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = stage_parser("prepare", __doc__)
-    p.add_argument("--out", default="data/prepared.npz")
-    p.add_argument("--classes", default="data/classes.json", help="class names (JSON), by label")
-    args = p.parse_args(argv)
-    params = load(args)
-    cfg = params.data
-    with stage_run("prepare", params, args.metrics) as run:
+    args = stage_parser(__file__, __doc__, PATHS).parse_args(argv)
+    with stage(args) as (run, params):
+        cfg = params.data
         x, y, classes, skipped = load_source(cfg)
         splits = stratified_split(x, y, cfg.val_fraction, cfg.test_fraction, params.seed, classes)
         artifacts.save_splits(args.out, splits)

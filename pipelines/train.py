@@ -16,11 +16,15 @@ import numpy as np
 
 from greenpipe import artifacts
 from greenpipe.backends import get_backend
-from greenpipe.entry import backend_of, backend_parser, load, main_of
+from greenpipe.entry import backend_of, backend_parser, load, main_of, stage_run
 from greenpipe.errors import GreenpipeError
-from greenpipe.tracking.stage import stage_run
 
 RESULT_ENV = "GREENPIPE_DDP_RESULT"  # where rank 0 writes the teacher's metrics
+PATHS = {
+    "--data": "the data set",
+    "--model": "the teacher (written)",
+    "--plots": "the teacher's curves (CSV)",
+}
 
 
 def fit_teacher(backend, params, data: dict):
@@ -85,11 +89,7 @@ def launch_ddp(args, params, nproc: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = backend_parser("train", __doc__)
-    p.add_argument("--data", default="data/dataset.npz")
-    p.add_argument("--model", required=True)
-    p.add_argument("--plots", required=True)
-    args = p.parse_args(argv)
+    args = backend_parser(__file__, __doc__, PATHS).parse_args(argv)
     params = load(args)
     name, nproc = backend_of(args, params), params.train.nproc
     if name == "torch" and nproc > 1:

@@ -65,7 +65,14 @@ def _npz(path: Path, x: np.ndarray, y: np.ndarray) -> Path:
     return path
 
 
-PREPARE_OUT = ("--out", "data/prepared.npz", "--metrics", "metrics/prepare.json")
+PREPARE_OUT = (
+    "--out",
+    "data/prepared.npz",
+    "--classes",
+    "data/classes.json",
+    "--metrics",
+    "metrics/prepare.json",
+)
 
 CONFIG_CASES = [
     ("wrong type", {"train.epochs": "ten"}, "train.epochs"),
@@ -226,7 +233,7 @@ def test_bad_image_csv(tmp_path, case, needle):
     line = _runtime_case(
         tmp_path,
         "prepare",
-        (*PREPARE_OUT, "--classes", "data/classes.json"),
+        PREPARE_OUT,
         {"data.source": "csv", "data.path": "inputs/pets/labels.csv", "data.image_size": 8},
         ["data/prepared.npz", "data/classes.json", "metrics/prepare.json"],
     )
@@ -237,7 +244,16 @@ def test_missing_stage_input(tmp_path):
     line = _runtime_case(
         tmp_path,
         "clean",
-        ("--in", "data/prepared.npz", "--out", "data/clean.npz", "--metrics", "metrics/clean.json"),
+        (
+            "--in",
+            "data/prepared.npz",
+            "--out",
+            "data/clean.npz",
+            "--grid",
+            "plots/clean_flagged.png",
+            "--metrics",
+            "metrics/clean.json",
+        ),
         None,
         ["data/clean.npz", "metrics/clean.json"],
     )
@@ -249,7 +265,14 @@ def test_unwritable_output_folder(tmp_path):
     line = _runtime_case(
         tmp_path,
         "prepare",
-        ("--out", "blocked/prepared.npz", "--metrics", "metrics/prepare.json"),
+        (
+            "--out",
+            "blocked/prepared.npz",
+            "--classes",
+            "c.json",
+            "--metrics",
+            "metrics/prepare.json",
+        ),
         None,
         ["metrics/prepare.json"],
     )
@@ -276,6 +299,8 @@ def test_corrupt_model_file(tmp_path):
             "data.npz",
             "--model",
             "teacher=teacher.model",
+            "--classes",
+            "data/classes.json",
             "--confusion",
             "plots/c.csv",
             "--metrics",
@@ -294,6 +319,8 @@ def test_backend_not_in_params(tmp_path):
         "train",
         "--backend",
         "tensorflow",
+        "--data",
+        "data.npz",
         "--model",
         "m.model",
         "--plots",
@@ -337,9 +364,8 @@ def test_output_outside_the_repo_is_refused(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     _params(repo)
-    proc = _stage(
-        repo, "prepare", "--out", str(tmp_path / "outside.npz"), "--metrics", "metrics/prepare.json"
-    )
+    out = ("--out", str(tmp_path / "outside.npz"), "--classes", "c.json")
+    proc = _stage(repo, "prepare", *out, "--metrics", "metrics/prepare.json")
     assert proc.returncode == 2 and "outside the repo" in _one_line(proc)
     assert not (tmp_path / "outside.npz").exists()
 

@@ -1,42 +1,68 @@
-"""dvc.yaml is a contract: params keys exist and validate, entry points exist, paths agree."""
+"""dvc.yaml is a contract: params keys exist and validate, entry points exist, paths agree.
+
+The stages are DVC's own resolution of dvc.yaml for every framework, not only those
+params.yaml enables: DVC expands the foreach over `${train.backends}`, so it resolves a
+copy whose params.yaml lists them all (what `dvc exp run -S train.backends=[...]` would run).
+"""
 
 from __future__ import annotations
 
+import copy
 import re
 import shlex
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
 
-from greenpipe.config import Params, load_params
+from greenpipe.config import BackendName, Params, load_params
 from greenpipe.tracking import provenance as prov
 
 ROOT = Path(__file__).resolve().parents[2]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 RAW_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-ALL_BACKENDS = ["torch", "tensorflow"]
+ALL_BACKENDS = list(typing.get_args(BackendName))
+EVERY_FRAMEWORK = copy.deepcopy(RAW_PARAMS)
+EVERY_FRAMEWORK["train"]["backends"] = ALL_BACKENDS
+STAGES = prov.resolved_stages(ROOT, params=EVERY_FRAMEWORK)
+_paths = prov.paths_of
 
 
-def _expand(stages: dict) -> dict:
-    """foreach stages resolved for every framework (not only the ones params.yaml enables)."""
-    out = {}
-    for name, spec in stages.items():
-        if "foreach" in spec:
-            assert spec["foreach"] == "${train.backends}", f"{name}: foreach over train.backends"
-            for item in ALL_BACKENDS:
-                text = yaml.safe_dump(spec["do"]).replace("${item}", item)
-                out[f"{name}@{item}"] = yaml.safe_load(text)
-        else:
-            out[name] = spec
-    return out
+def test_every_framework_has_its_per_framework_stages():
+    assert all(
+        spec["foreach"] == "${train.backends}"
+        for spec in DVC["stages"].values()
+        if "foreach" in spec
+    ), "the per-framework stages iterate over train.backends"
+    foreach = [name for name, spec in DVC["stages"].items() if "foreach" in spec]
+    assert foreach, "dvc.yaml has per-framework stages"
+    for name in foreach:
+        assert {s for s in STAGES if s.startswith(f"{name}@")} == {
+            f"{name}@{b}" for b in ALL_BACKENDS
+        }
 
 
-STAGES = _expand(DVC["stages"])
+def test_resolution_is_the_one_dvc_repro_uses():
+    """provenance resolves dvc.yaml with DVC's resolver alone (cheap enough for a stage
+    process); it must agree with DVC's index of the repository, stage by stage, and the
+    params keys read as plain YAML with DVC's resolved ones."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
 
-
-def _paths(entries) -> list[str]:
-    return [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
+    with prov.resolution_copy(ROOT, EVERY_FRAMEWORK, dvc_repo=True) as tmp, Repo(str(tmp)) as repo:
+        index = {s.addressing: s for s in repo.index.stages}
+        resolved = prov.resolved_stages(tmp)
+        assert set(index) == set(resolved) == set(STAGES)
+        for name, st in index.items():
+            spec = resolved[name]
+            files = [d for d in st.deps if not isinstance(d, ParamsDependency)]
+            assert sorted(d.def_path for d in files) == sorted(_paths(spec.get("deps"))), name
+            outs = [_paths(spec.get(k)) for k in ("outs", "metrics", "plots")]
+            assert sorted(o.def_path for o in st.outs) == sorted(sum(outs, [])), name
+            assert st.cmd == spec["cmd"], name
+            keys = [k for p in st.params for k in p.params]
+            assert keys == prov.stage_param_keys(ROOT, name) == spec["params"], name
 
 
 def _lookup(d: dict, dotted: str):
@@ -125,7 +151,8 @@ def test_stage_record_is_named_after_stage_and_is_a_cached_out():
         want = f"metrics/models/{backend}/{name}.json" if backend else f"metrics/{name}.json"
         assert want in spec["outs"], f"{stage}: {want} must be a plain (cached) out"
         assert want not in _paths(spec.get("metrics")), f"{stage}: {want} is a record"
-        assert want in prov.stage_metric_paths(ROOT, stage)
+        if stage in prov.resolved_stages(ROOT):  # the frameworks params.yaml enables
+            assert want in prov.stage_metric_paths(ROOT, stage)
     metrics = [p for spec in STAGES.values() for p in _paths(spec.get("metrics"))]
     assert metrics == ["reports/headline.json"]
 

@@ -604,7 +604,10 @@ def test_bad_params_fail_before_any_stage_runs(workspace, patch, needle):
 
 
 def test_missing_data_path_is_one_line_runtime_error(workspace):
-    proc = workspace.run("python", "pipelines/prepare.py", "--params", "missing.yaml", check=False)
+    paths = ("--out", "data/bad.npz", "--classes", "data/bad.json", "--metrics", "metrics/bad.json")
+    proc = workspace.run(
+        "python", "pipelines/prepare.py", "--params", "missing.yaml", *paths, check=False
+    )
     assert proc.returncode == 2 and "missing.yaml" in proc.stderr
     raw = workspace.params()
     raw["data"].update({"source": "npz", "path": "no/such/file.npz"})
@@ -614,10 +617,7 @@ def test_missing_data_path_is_one_line_runtime_error(workspace):
         "pipelines/prepare.py",
         "--params",
         "bad.yaml",
-        "--out",
-        "data/bad.npz",
-        "--metrics",
-        "metrics/bad.json",
+        *paths,
         check=False,
     )
     assert proc.returncode == 1

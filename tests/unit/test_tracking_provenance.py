@@ -1,4 +1,5 @@
-"""greenpipe.tracking.provenance: flattening, md5s and what dvc.yaml lists for a stage."""
+"""greenpipe.tracking.provenance and dvc_hashes: flattening, what dvc.yaml lists for a stage
+(as DVC resolves it), and DVC's hashes of what a stage read and wrote."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import numpy as np
 import pytest
 import yaml
 
+from greenpipe.tracking.dvc_hashes import dir_md5, file_md5, stage_hashes
 from greenpipe.tracking.provenance import (
-    file_md5,
     flatten,
     git_commit,
     library_versions,
-    stage_hashes,
+    resolved_stages,
     stage_param_keys,
 )
 
@@ -39,12 +40,24 @@ stages:
           cache: false
   bare:
     cmd: echo hi
+  fan:
+    foreach: ${fan}
+    do:
+      cmd: python fan.py --out out/${item}.csv
+      deps:
+        - ${model.file}
+      params:
+        - seed
+      outs:
+        - out/${item}.csv
 """
+PARAMS_YAML = "seed: 1\nfan: [a, b]\nmodel: {file: prep.py}\n"
 
 
 @pytest.fixture
 def repo(tmp_path):
     (tmp_path / "dvc.yaml").write_text(DVC_YAML)
+    (tmp_path / "params.yaml").write_text(PARAMS_YAML)
     (tmp_path / "prep.py").write_text("print('prep')\n")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "raw.csv").write_text("a,b\n1,2\n")
@@ -82,20 +95,78 @@ def test_stage_param_keys(repo):
     assert stage_param_keys(repo, "nope") == []
 
 
+def test_stages_are_resolved_by_dvc_foreach_and_interpolation_included(repo):
+    stages = resolved_stages(repo)
+    assert list(stages) == ["prep", "bare", "fan@a", "fan@b"]
+    assert stages["fan@b"]["cmd"] == "python fan.py --out out/b.csv"
+    assert stages["fan@a"]["deps"] == ["prep.py"] and stages["fan@a"]["outs"] == ["out/a.csv"]
+    assert list(
+        resolved_stages(repo, params={"seed": 1, "fan": ["c"], "model": {"file": "x"}})
+    ) == [
+        "prep",
+        "bare",
+        "fan@c",
+    ]
+    assert stage_param_keys(repo, "fan@a") == ["seed"]
+
+
 def test_stage_hashes_cover_existing_files_only(repo):
-    assert stage_hashes(repo, "prep") == {
+    assert stage_hashes(repo, "prep", "deps") == {
         "deps/prep.py": _md5(repo / "prep.py"),
         "deps/data/raw.csv": _md5(repo / "data" / "raw.csv"),
+        "deps/src": dir_md5(repo, "src"),
+    }
+    assert stage_hashes(repo, "prep", "outs") == {
         "outs/out/prepared.npz": _md5(repo / "out" / "prepared.npz"),
         "outs/out/report.md": _md5(repo / "out" / "report.md"),
     }
-    assert stage_hashes(repo, "bare") == {}
+    assert stage_hashes(repo, "bare", "deps") == stage_hashes(repo, "nope", "outs") == {}
+
+
+def test_a_dep_another_stage_made_is_read_from_dvc_lock_not_hashed(repo):
+    """DVC wrote the producing stage's entry before this stage started: its hash is taken as
+    is (here a made-up one, which no hashing of the file could give)."""
+    made = {"path": "data/raw.csv", "hash": "md5", "md5": "0" * 32, "size": 8}
+    own = {"path": "prep.py", "hash": "md5", "md5": "1" * 32, "size": 1}  # a previous run's
+    stages = {"get": {"cmd": "x", "outs": [made]}, "prep": {"cmd": "y", "deps": [own]}}
+    (repo / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stages}))
+    deps = stage_hashes(repo, "prep", "deps")
+    assert deps["deps/data/raw.csv"] == "0" * 32
+    assert deps["deps/prep.py"] == _md5(repo / "prep.py")  # not the stale entry of its own
 
 
 def test_stage_hashes_change_with_the_file(repo):
-    before = stage_hashes(repo, "prep")["deps/data/raw.csv"]
+    before = stage_hashes(repo, "prep", "deps")
     (repo / "data" / "raw.csv").write_text("a,b\n1,3\n")
-    assert stage_hashes(repo, "prep")["deps/data/raw.csv"] != before
+    (repo / "src" / "lib.py").write_text("x = 2\n")
+    after = stage_hashes(repo, "prep", "deps")
+    assert after["deps/data/raw.csv"] != before["deps/data/raw.csv"]
+    assert after["deps/src"] != before["deps/src"]
+
+
+def test_folder_hash_is_dvcs_own(tmp_path):
+    """The `.dir` md5 DVC itself records for a folder (`dvc add`), .dvcignore applied."""
+    from dvc.repo import Repo
+
+    (tmp_path / ".dvcignore").write_text("__pycache__\n*.pyc\nbuild/\n!keep.pyc\n")
+    top = tmp_path / "pkg"
+    for rel, text in {
+        "a.py": "a = 1\n",
+        "sub/b.py": "b = 2\n",
+        "sub/keep.pyc": "kept\n",
+        "sub/drop.pyc": "dropped\n",
+        "__pycache__/a.cpython.pyc": "cache\n",
+        "build/out.txt": "built\n",
+        "notes/build": "a file named build stays\n",
+    }.items():
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_text(text)
+    with Repo.init(str(tmp_path), no_scm=True) as repo:
+        repo.add("pkg")
+    recorded = yaml.safe_load((tmp_path / "pkg.dvc").read_text())["outs"][0]["md5"]
+    assert dir_md5(tmp_path, "pkg") == recorded
+    (top / "sub" / "b.py").write_text("b = 3\n")
+    assert dir_md5(tmp_path, "pkg") != recorded
 
 
 @pytest.mark.parametrize("content", [None, "stages: [unclosed\n", ""])
@@ -103,7 +174,8 @@ def test_missing_or_broken_dvc_yaml_gives_nothing(tmp_path, content):
     if content is not None:
         (tmp_path / "dvc.yaml").write_text(content)
     assert stage_param_keys(tmp_path, "prep") == []
-    assert stage_hashes(tmp_path, "prep") == {}
+    assert resolved_stages(tmp_path) == {}
+    assert stage_hashes(tmp_path, "prep", "deps") == {}
 
 
 def test_stage_param_keys_whole_file_entry(tmp_path):

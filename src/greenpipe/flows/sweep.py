@@ -280,13 +280,7 @@ def _close_parents(store: runs.Store, parents, results, root_p: Path, raw: dict)
 
 
 def stage_order_for(root: Path, raw_variant: dict) -> list[str]:
-    """The DVC stage names of a variant (foreach stages expand over its train.backends)."""
-    names = []
-    backends = raw_variant["train"]["backends"]
-    for stage in stage_order(root):
-        base, _, item = stage.partition("@")
-        if not item:
-            names.append(stage)
-        elif f"{base}@{backends[0]}" not in names:
-            names += [f"{base}@{b}" for b in backends]
-    return names
+    """The DVC stage names of a variant, in DVC's order: DVC's own graph of dvc.yaml resolved
+    with the variant's params (its foreach items are its train.backends)."""
+    with prov.resolution_copy(root, raw_variant, dvc_repo=True) as copy:
+        return stage_order(copy)

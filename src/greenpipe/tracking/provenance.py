@@ -1,10 +1,21 @@
-"""What a run ran on and with: git commit, library versions, hardware, DVC file hashes."""
+"""What a run ran on and with: git commit, library versions, hardware; a stage as DVC
+resolves dvc.yaml, and DVC's hashes of what the stage read and wrote.
+
+Every stage spec here (its cmd, deps, outs, params) is DVC's own resolution of dvc.yaml
+(foreach and matrix expanded, `${...}` interpolated), never a second expansion of it. The
+stage process uses DVC's resolver alone (`dvc.parsing.DataResolver`, ~0.1 s, not the
+repository index, ~0.8 s); tests/contract checks that it agrees with `Repo(root).index`.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import functools
 import platform
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,6 +35,7 @@ LIBRARIES = (
     "dvc",
     "codecarbon",
 )
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -110,43 +122,98 @@ def gpu_info() -> dict[str, Any]:
         pynvml.nvmlShutdown()
 
 
-def file_md5(path: Path) -> str:
-    """MD5 of a file's bytes, as DVC 3 records it in dvc.lock."""
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+# --- the stages, as DVC resolves dvc.yaml -------------------------------------------------
+
+
+def _stamp(*paths: Path) -> tuple:
+    """What tells a cached read of these files from a stale one: mtime and size of each."""
+    out = []
+    for p in paths:
+        try:
+            st = p.stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def _read_yaml(path: Path) -> dict:
+    """A YAML mapping, or {} if the file is missing, unreadable or not a mapping."""
+    try:
+        data = yaml.load(path.read_text(), Loader=_LOADER)
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _resolve(root: Path) -> dict[str, dict]:
+    """DVC's resolver (the one `dvc repro` loads dvc.yaml with) over root's dvc.yaml and
+    params.yaml: {stage: its resolved entry}, in dvc.yaml's order."""
+    from types import SimpleNamespace
+
+    from dvc.parsing import DataResolver
+    from dvc_objects.fs.local import LocalFileSystem
+
+    d = _read_yaml(root / "dvc.yaml")
+    if not d:
+        return {}
+    # the resolver needs a repo only for its filesystem and its `parsing` config
+    resolver = DataResolver(SimpleNamespace(fs=LocalFileSystem(), config={}), str(root), d)
+    out: dict[str, dict] = {}
+    for key in resolver.get_keys():
+        out.update(resolver.resolve_one(key))
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved(root: str, stamp: tuple) -> dict[str, dict]:
+    return _resolve(Path(root))
+
+
+def resolved_stages(root: Path, params: dict | None = None) -> dict[str, dict]:
+    """{stage name (`train@torch`): its dvc.yaml entry as DVC resolves it}, or {} without a
+    readable dvc.yaml. Entries keep dvc.yaml's form: deps and outs as paths, or {path:
+    options}. With `params` (params.yaml's content), resolved for those params instead, in a
+    temporary copy (see resolution_copy)."""
+    if params is not None:
+        with resolution_copy(root, params) as tmp:
+            return _resolve(tmp)
+    root = Path(root).resolve()
+    return dict(_resolved(str(root), _stamp(root / "dvc.yaml", root / "params.yaml")))
+
+
+@contextlib.contextmanager
+def resolution_copy(root: Path, params: dict, dvc_repo: bool = False) -> Iterator[Path]:
+    """A temporary folder with root's dvc.yaml (and the files its `vars` name) and `params`
+    as its params.yaml: what DVC resolves for an experiment with those params (`dvc exp run
+    -S` writes them to params.yaml the same way). With dvc_repo, the folder is also a DVC
+    repository (no git), for DVC's index and graph. Nothing of root is changed."""
+    root = Path(root)
+    with tempfile.TemporaryDirectory(prefix="greenpipe-resolve-") as tmp:
+        dest = Path(tmp)
+        shutil.copy2(root / "dvc.yaml", dest / "dvc.yaml")
+        for name in _read_yaml(root / "dvc.yaml").get("vars") or []:
+            src = root / str(name).partition(":")[0]
+            if isinstance(name, str) and src.is_file() and src.name != "params.yaml":
+                (dest / src.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / src.relative_to(root))
+        (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        if dvc_repo:
+            from dvc.repo import Repo
+
+            Repo.init(str(dest), no_scm=True).close()
+        yield dest
 
 
 def stage_spec(root: Path, stage: str) -> dict[str, Any]:
-    """The stage's entry in dvc.yaml (deps, outs, params, metrics, plots), or {}."""
-    try:
-        spec = yaml.safe_load((root / "dvc.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-    name, _, key = stage.partition("@")
-    entry = (spec.get("stages") or {}).get(name, {}) or {}
-    if "do" in entry and key:  # foreach stage: resolve the template for this item
-        text = yaml.safe_dump(entry["do"]).replace("${item}", key).replace("${key}", key)
-        return yaml.safe_load(text)
-    return entry
+    """The stage's entry in dvc.yaml as DVC resolves it (cmd, deps, outs, params, metrics,
+    plots), or {}."""
+    return resolved_stages(root).get(stage, {})
 
 
 def paths_of(entries: list[Any]) -> list[str]:
     """The file paths of dvc.yaml deps/outs/metrics entries (a path or {path: options})."""
     return [next(iter(e)) if isinstance(e, dict) else str(e) for e in entries or []]
-
-
-def stage_hashes(root: Path, stage: str) -> dict[str, str]:
-    """{"deps/<path>" | "outs/<path>": md5} for the stage's files that exist now."""
-    spec, out = stage_spec(root, stage), {}
-    for kind in ("deps", "outs"):
-        for rel in paths_of(spec.get(kind, [])):
-            p = root / rel
-            if p.is_file():
-                out[f"{kind}/{rel}"] = file_md5(p)
-    return out
 
 
 RECORDS = "metrics/"  # a stage's record: the JSON output it writes under this folder
@@ -169,18 +236,24 @@ def lock_stages(root: Path, backends: list[str]) -> list[str]:
     """The stages of this experiment that dvc.lock records (those whose outputs DVC has
     produced). dvc.lock keeps the entries of a framework dropped from train.backends (the
     foreach of the per-framework stages): those are not this experiment's and are left out."""
-    try:
-        lock = yaml.safe_load((root / "dvc.lock").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return []
-    names = list((lock.get("stages") or {}).keys())
+    names = list((_read_yaml(Path(root) / "dvc.lock").get("stages") or {}).keys())
     return [s for s in names if "@" not in s or s.split("@", 1)[1] in backends]
 
 
 def stage_param_keys(root: Path, stage: str) -> list[str]:
-    """The params.yaml keys that dvc.yaml lists for the stage."""
+    """The params.yaml keys that dvc.yaml lists for the stage (`train@torch`: those of the
+    `train` foreach template), read as plain YAML, without DVC: the stage process reads them
+    before any work. No params entry of this dvc.yaml is interpolated, so this is DVC's
+    resolution too (tests/contract checks it for every stage)."""
+    definition = (_read_yaml(Path(root) / "dvc.yaml").get("stages") or {}).get(
+        stage.partition("@")[0]
+    )
+    if not isinstance(definition, dict):
+        return []
+    if "foreach" in definition or "matrix" in definition:
+        definition = definition.get("do") or {}
     keys: list[str] = []
-    for entry in stage_spec(root, stage).get("params", []) or []:
+    for entry in definition.get("params") or []:
         if isinstance(entry, dict):  # {file: [keys]} or {file: None} (every key of that file)
             for v in entry.values():
                 keys.extend(v or [])

@@ -21,7 +21,7 @@ from typing import Any
 from greenpipe import artifacts
 from greenpipe.config import Params
 from greenpipe.errors import one_line
-from greenpipe.tracking import idle, ledger, runs
+from greenpipe.tracking import dvc_hashes, idle, ledger, runs
 from greenpipe.tracking import provenance as prov
 from greenpipe.tracking.energy import EnergyMeter, EnergyReading
 from greenpipe.tracking.idle import IdleBaseline
@@ -136,7 +136,7 @@ def _create_child(store: runs.Store, stage: str, params: Params, root: Path) -> 
     }
     tags.update({f"lib.{k}": v for k, v in prov.library_versions().items()})
     tags.update({f"hw.{k}": str(v) for k, v in prov.hardware().items()})
-    tags.update({f"dvc.{k}": v for k, v in prov.stage_hashes(root, stage).items()})
+    tags.update(dvc_hashes.tags(root, stage, "deps"))
     child = store.client.create_run(store.exp_id, run_name=stage, tags=tags)
     keys = prov.stage_param_keys(root, stage)
     mine = {k: v for k, v in flat.items() if any(k == p or k.startswith(p + ".") for p in keys)}
@@ -181,7 +181,7 @@ def _finish(child: Child, run: StageRun) -> None:
     runs.log_metrics(client, child.run_id, {**ledger.figures(energy), **prefixed})
     runs.log_metrics(client, child.parent_id, prefixed)
     source_tags = {f"energy.source.{comp}": src for comp, src in energy["source"].items()}
-    hashes = {f"dvc.{k}": v for k, v in prov.stage_hashes(run.root, run.stage).items()}
+    hashes = dvc_hashes.tags(run.root, run.stage, "outs")
     runs.set_tags(client, child.run_id, {**source_tags, **hashes})
     runs.set_tags(client, child.parent_id, source_tags)
     for path in run.artifacts:

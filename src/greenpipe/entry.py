@@ -67,8 +67,8 @@ class StageParams:
     """A stage's slice of params.yaml: the keys dvc.yaml declares for it, as a Kedro node gets
     `params:<section>`. Attributes read through to the validated config; reading a key dvc.yaml
     does not declare raises a one-line UsageError that names it. `keys_read` collects the keys
-    read (a property or pydantic method of a section reads all of it), which tests/contract
-    compares with the declared ones."""
+    read (a config's own property reads through the slice; a pydantic method such as
+    model_dump reads the whole section), which tests/contract compares with the declared ones."""
 
     __slots__ = ("_model", "_stage", "_declared", "_path", "_read", "_free")
 
@@ -93,7 +93,7 @@ class StageParams:
         return StageParams(model, self._stage, declared or self._declared, key, self._read, free)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # copy, pickle and friends probing the class
+        if name.startswith("_"):  # no params key: copy, pickle and friends probing the class
             raise AttributeError(name)
         model = self._model
         key = f"{self._path}.{name}" if self._path else name

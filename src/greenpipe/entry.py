@@ -154,10 +154,7 @@ def backend_of(args: argparse.Namespace, params: StageParams | Params) -> str:
 
 def load(args: argparse.Namespace) -> StageParams:
     """Validate params before any work starts (raises ConfigError with a one-line message),
-    and hand the stage its slice: the keys the dvc.yaml beside its entry point declares.
-
-    Also confines the stage's outputs to the working directory (the repo under DVC).
-    """
+    and hand the stage its slice: the keys the dvc.yaml beside its entry point declares."""
     params = load_params(args.params)
     declared = prov.stage_param_keys(args.repo, args.stage)
     if not declared:
@@ -165,7 +162,6 @@ def load(args: argparse.Namespace) -> StageParams:
             f"{args.repo / 'dvc.yaml'} declares no params for stage '{args.stage}'; every "
             "stage lists the params keys it reads (and tracking.codecarbon_mode)"
         )
-    artifacts.confine_outputs(Path.cwd())
     return StageParams(params, args.stage, declared)
 
 
@@ -196,5 +192,7 @@ def backend_stage(
 
 
 def main_of(fn: Callable[[list[str] | None], int | None]) -> None:
-    """Run a stage's main() behind the one-line error boundary."""
-    run_main(fn)
+    """Run a stage's main() behind the one-line error boundary, its outputs confined to the
+    working directory (the repo under DVC)."""
+    with artifacts.outputs_inside(Path.cwd()):
+        run_main(fn)

@@ -51,7 +51,7 @@ def test_resolution_is_the_one_dvc_repro_uses():
     from dvc.repo import Repo
 
     with prov.resolution_copy(ROOT, EVERY_FRAMEWORK, dvc_repo=True) as tmp, Repo(str(tmp)) as repo:
-        index = {s.addressing: s for s in repo.index.stages}
+        index = {s.name: s for s in repo.index.stages}  # addressing: relative to the cwd
         resolved = prov.resolved_stages(tmp)
         assert set(index) == set(resolved) == set(STAGES)
         for name, st in index.items():

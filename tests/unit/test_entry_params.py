@@ -7,7 +7,6 @@ import argparse
 
 import pytest
 
-from greenpipe import artifacts
 from greenpipe.config import Params
 from greenpipe.entry import StageParams, backend_of, load, stage_parser, whole
 from greenpipe.errors import UsageError
@@ -72,8 +71,7 @@ def test_the_plumbing_sees_the_whole_params():
         backend_of(argparse.Namespace(backend="tensorflow"), p)
 
 
-def test_load_hands_the_keys_the_dvc_yaml_beside_the_entry_point_declares(tmp_path, monkeypatch):
-    monkeypatch.setattr(artifacts, "_OUTPUT_ROOT", None)  # load() confines outputs to the cwd
+def test_load_hands_the_keys_the_dvc_yaml_beside_the_entry_point_declares(tmp_path):
     (tmp_path / "pipelines").mkdir()
     script = tmp_path / "pipelines" / "distill.py"
     (tmp_path / "dvc.yaml").write_text(

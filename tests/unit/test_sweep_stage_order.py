@@ -27,6 +27,9 @@ stages:
 
 
 def test_each_foreach_expands_over_its_own_list_for_the_variant(tmp_path):
+    from dvc.repo import Repo
+
+    Repo.init(str(tmp_path), no_scm=True).close()
     (tmp_path / "dvc.yaml").write_text(DVC_YAML)
     (tmp_path / "params.yaml").write_text("train: {backends: [torch]}\nsizes: [8]\n")
     variant = {"train": {"backends": ["tensorflow", "torch"]}, "sizes": [16, 32]}

@@ -162,7 +162,7 @@ def test_folder_hash_is_dvcs_own(tmp_path):
         (top / rel).parent.mkdir(parents=True, exist_ok=True)
         (top / rel).write_text(text)
     with Repo.init(str(tmp_path), no_scm=True) as repo:
-        repo.add("pkg")
+        repo.add(str(top))
     recorded = yaml.safe_load((tmp_path / "pkg.dvc").read_text())["outs"][0]["md5"]
     assert dir_md5(tmp_path, "pkg") == recorded
     (top / "sub" / "b.py").write_text("b = 3\n")

@@ -177,10 +177,10 @@ def report(
     experiment: str | None = None,
     tag: bool = True,
     sweep: str | None = None,
-) -> Path:
+) -> None:
     """The cross-run report over the finished runs of `experiment` (default: params.yaml's),
     only those of `sweep` if given, written to the repo folder `out`; the runs tagged with the
-    Pareto front unless `tag` is false. Returns the folder."""
+    Pareto front unless `tag` is false."""
     from greenpipe import artifacts
     from greenpipe.backends.registry import available_backends
     from greenpipe.report import crossrun, mlflow_runs
@@ -211,7 +211,6 @@ def report(
             f"accuracy {p['accuracy']:.4f}, {energy} energy {p['energy_j']:.3e} J"
         )
     print(f"greenpipe report: {len(points)} points; wrote {folder / 'index.html'}", file=sys.stderr)
-    return folder
 
 
 def report_folder(root: Path, out: str) -> Path:

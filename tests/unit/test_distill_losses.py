@@ -3,12 +3,14 @@ frameworks, checked against NumPy and against each other."""
 
 from __future__ import annotations
 
+import re
 import typing
 
 import numpy as np
 import pytest
 import torch
 
+from greenpipe import distill
 from greenpipe.config import DistillConfig
 from greenpipe.distill import LOSSES, kd_torch
 
@@ -47,9 +49,12 @@ def _torch_loss(name, z_s, z_t, y, **kw) -> float:
 def test_registry_names_match_config_and_both_backends():
     assert set(LOSSES) == set(kd_torch.LOSSES)
     assert set(LOSSES) == set(typing.get_args(DistillConfig.model_fields["loss"].annotation))
+    # each loss's equation and paper, stated once in greenpipe.distill for both frameworks
+    parts = re.split(r"^``(\w+)``: ", distill.__doc__, flags=re.M)
+    sections = dict(zip(parts[1::2], parts[2::2], strict=True))
     for name in LOSSES:
-        doc = kd_torch.LOSSES[name].__doc__
-        assert "arxiv.org" in doc and ".. math::" in doc  # equation and paper
+        assert "arxiv.org" in sections[name] and ".. math::" in sections[name]
+        assert f"``{name}`` loss of `greenpipe.distill`" in kd_torch.LOSSES[name].__doc__
     with pytest.raises(ValueError, match="unknown distillation loss 'fitnets'.*hinton"):
         kd_torch.build_loss("fitnets", temperature=2, alpha=0.5)
 

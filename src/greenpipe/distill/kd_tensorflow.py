@@ -1,4 +1,5 @@
-"""Knowledge-distillation losses in TensorFlow (the counterparts of `kd_torch`)."""
+"""Knowledge-distillation losses in TensorFlow (the counterparts of `kd_torch`; the losses
+themselves are stated in `greenpipe.distill`)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,7 @@ EPS = 1e-7
 
 
 class HintonKD:
-    r"""Hinton knowledge distillation: soft targets at temperature T, mixed with the hard loss.
-
-    .. math::
-        L = \alpha \, T^2 \, \mathrm{KL}\big(\sigma(z_t / T) \,\|\, \sigma(z_s / T)\big)
-            + (1 - \alpha) \, \mathrm{CE}(z_s, y)
-
-    where :math:`z_s, z_t` are student and teacher logits and :math:`\sigma` is the softmax.
-    The :math:`T^2` factor keeps the soft-target gradients on the scale of the hard ones.
-    Both terms are means over the batch (KL summed over classes), as in `kd_torch.HintonKD`.
-
-    Hinton, Vinyals and Dean (2015), "Distilling the Knowledge in a Neural Network",
-    https://arxiv.org/abs/1503.02531
-    """
+    """The ``hinton`` loss of `greenpipe.distill` (its equation and paper), in TensorFlow."""
 
     def __init__(self, temperature: float, alpha: float) -> None:
         self.t, self.alpha = float(temperature), float(alpha)
@@ -47,7 +36,8 @@ class HintonKD:
 
 
 def zscore(z: tf.Tensor) -> tf.Tensor:
-    """Per-sample logit standardisation (z - mean) / (std + 1e-7), unbiased std as in torch."""
+    """Per-sample logit standardisation, the Z of `greenpipe.distill`'s ``logit_std``
+    (unbiased std, computed by hand: TensorFlow's is the biased one)."""
     n = tf.cast(tf.shape(z)[1], z.dtype)
     centred = z - tf.reduce_mean(z, axis=1, keepdims=True)
     var = tf.reduce_sum(tf.square(centred), axis=1, keepdims=True) / (n - 1.0)
@@ -55,19 +45,7 @@ def zscore(z: tf.Tensor) -> tf.Tensor:
 
 
 class LogitStandardKD(HintonKD):
-    r"""KD on z-scored logits (logit standardisation), mixed with the hard loss.
-
-    .. math::
-        \mathcal{Z}(z) = \frac{z - \bar{z}}{\operatorname{std}(z)}, \qquad
-        L = \alpha \, T^2 \, \mathrm{KL}\big(\sigma(\mathcal{Z}(z_t) / T) \,\|\,
-            \sigma(\mathcal{Z}(z_s) / T)\big) + (1 - \alpha) \, \mathrm{CE}(z_s, y)
-
-    As `kd_torch.LogitStandardKD`: per-sample mean and (unbiased) std over the classes, T a
-    base temperature, the hard term on the raw student logits.
-
-    Sun, Ren, Li, Wang and Cao (2024), "Logit Standardization in Knowledge Distillation",
-    CVPR 2024, https://arxiv.org/abs/2403.01427
-    """
+    """The ``logit_std`` loss of `greenpipe.distill` (its equation and paper), in TensorFlow."""
 
     def __call__(self, z_s: tf.Tensor, z_t: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         z_s, z_t = tf.cast(z_s, tf.float32), tf.cast(z_t, tf.float32)

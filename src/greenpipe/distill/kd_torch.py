@@ -1,4 +1,5 @@
-"""Knowledge-distillation losses in PyTorch (registered by name in `LOSSES`)."""
+"""Knowledge-distillation losses in PyTorch (registered by name in `LOSSES`; the losses
+themselves are stated in `greenpipe.distill`)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,7 @@ EPS = 1e-7
 
 
 class HintonKD(nn.Module):
-    r"""Hinton knowledge distillation: soft targets at temperature T, mixed with the hard loss.
-
-    .. math::
-        L = \alpha \, T^2 \, \mathrm{KL}\big(\sigma(z_t / T) \,\|\, \sigma(z_s / T)\big)
-            + (1 - \alpha) \, \mathrm{CE}(z_s, y)
-
-    where :math:`z_s, z_t` are student and teacher logits and :math:`\sigma` is the softmax.
-    The :math:`T^2` factor keeps the soft-target gradients on the scale of the hard ones.
-
-    Hinton, Vinyals and Dean (2015), "Distilling the Knowledge in a Neural Network",
-    https://arxiv.org/abs/1503.02531
-    """
+    """The ``hinton`` loss of `greenpipe.distill` (its equation and paper), as a torch module."""
 
     def __init__(self, temperature: float, alpha: float) -> None:
         super().__init__()
@@ -43,26 +33,12 @@ class HintonKD(nn.Module):
 
 
 def zscore(z: torch.Tensor) -> torch.Tensor:
-    """Per-sample logit standardisation (z - mean) / (std + 1e-7), unbiased std over classes."""
+    """Per-sample logit standardisation, the Z of `greenpipe.distill`'s ``logit_std``."""
     return (z - z.mean(dim=1, keepdim=True)) / (z.std(dim=1, keepdim=True) + EPS)
 
 
 class LogitStandardKD(HintonKD):
-    r"""KD on z-scored logits (logit standardisation), mixed with the hard loss.
-
-    .. math::
-        \mathcal{Z}(z) = \frac{z - \bar{z}}{\operatorname{std}(z)}, \qquad
-        L = \alpha \, T^2 \, \mathrm{KL}\big(\sigma(\mathcal{Z}(z_t) / T) \,\|\,
-            \sigma(\mathcal{Z}(z_s) / T)\big) + (1 - \alpha) \, \mathrm{CE}(z_s, y)
-
-    Standardising each sample's logits (mean and standard deviation over the classes) before
-    the temperature softmax frees the student from matching the teacher's logit range and
-    variance; only their relations are transferred. The mean and std are taken per sample,
-    T acts as a base temperature, and the hard term uses the raw student logits.
-
-    Sun, Ren, Li, Wang and Cao (2024), "Logit Standardization in Knowledge Distillation",
-    CVPR 2024, https://arxiv.org/abs/2403.01427
-    """
+    """The ``logit_std`` loss of `greenpipe.distill` (its equation and paper), as a torch module."""
 
     def forward(self, z_s: torch.Tensor, z_t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         hard = F.cross_entropy(z_s, y)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +28,8 @@ class NotApplicable(GreenpipeError):
 
 
 BN_KEYS = ("gamma", "beta", "mean", "var")
+WEIGHTED_OPS = ("conv", "dwconv", "dense", "bn")
+"""The graph ops whose layers carry `Weights` entries."""
 
 
 def dense_map_shape(graph, input_shape: tuple[int, ...]) -> dict[str, tuple[int, int, int]]:
@@ -44,6 +47,22 @@ def dense_map_shape(graph, input_shape: tuple[int, ...]) -> dict[str, tuple[int,
     return out
 
 
+def weighted_nodes(meta: dict[str, Any], is_float: bool) -> list[tuple[Any, Any]]:
+    """(node, the (C, H, W) of the flattened map it reads or None) for each node of a model's
+    graph that carries `Weights`, in graph order: the walk behind both backends'
+    `get_weights` and `set_weights`. Only a float built-in model has the neutral layout; for
+    an int8 model (`is_float` false) or a user's own one (no graph in `meta`) this raises a
+    one-line error instead."""
+    if not is_float or "graph" not in meta:
+        what = "an int8 model" if not is_float else "a custom model"
+        raise GreenpipeError(f"weights can only be read from a float built-in model, not {what}")
+    from greenpipe.architectures.graph import from_json
+
+    graph = from_json(meta["graph"])
+    maps = dense_map_shape(graph, tuple(meta["input_shape"]))
+    return [(node, maps.get(node.name)) for node in graph if node.op in WEIGHTED_OPS]
+
+
 @dataclass
 class History:
     """Per-epoch curves (one dict per epoch) and where early stopping left the model."""
@@ -55,6 +74,50 @@ class History:
     @property
     def best(self) -> dict[str, float]:
         return self.epochs[self.best_epoch - 1] if self.epochs else {}
+
+
+class EarlyStopping:
+    """Early stopping on val loss, the rule of both backends' training loops.
+
+    The best epoch is the one with the lowest val loss, where lower means by more than
+    `min_delta`; training stops after `patience` epochs in a row without such an improvement,
+    and `restore` puts the best epoch's weights back. The weights are the framework's own:
+    `snapshot()` returns a copy of them (taken only when an epoch improves) and `load(copy)`
+    writes one back into the model. `update` is called once an epoch, after its val loss is
+    known; the epochs it counts are numbered from 1, as `History.epochs` is.
+    """
+
+    def __init__(
+        self,
+        patience: int,
+        snapshot: Callable[[], Any],
+        load: Callable[[Any], Any],
+        min_delta: float = 1e-6,
+    ) -> None:
+        self.patience, self.min_delta = patience, min_delta
+        self._snapshot, self._load = snapshot, load
+        self.best_loss, self.best_epoch, self.epoch, self.waited = float("inf"), 0, 0, 0
+        self.stopped = False
+        self._best: Any = None
+
+    def update(self, val_loss: float) -> bool:
+        """Record one epoch's val loss; whether training should stop now."""
+        self.epoch += 1
+        if val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.waited = val_loss, self.epoch, 0
+            self._best = None  # free the old copy before taking the new one
+            self._best = self._snapshot()
+        else:
+            self.waited += 1
+            self.stopped = self.waited >= self.patience
+        return self.stopped
+
+    def restore(self, hist: History) -> None:
+        """Load the best epoch's weights (if any epoch ran) and note in `hist` where training
+        left the model."""
+        if self._best is not None:
+            self._load(self._best)
+        hist.best_epoch, hist.stopped_early = self.best_epoch, self.stopped
 
 
 class Backend(Protocol):
@@ -100,11 +163,13 @@ class Backend(Protocol):
     def count_params(self, model: Any) -> int: ...
 
     def get_weights(self, model: Any) -> Weights:
-        """A float model's weights as NumPy copies in the `Weights` layout."""
+        """A float built-in model's weights, biases and batch-norm statistics, as NumPy
+        copies in the `Weights` layout (see `weighted_nodes` for other models)."""
         ...
 
     def set_weights(self, model: Any, weights: Weights) -> None:
-        """Load `Weights` into a float model built with the matching architecture."""
+        """Copy `Weights` into a float built-in model of the matching architecture (the
+        shapes must match it exactly)."""
         ...
 
     def file_suffix(self, quantized: bool) -> str: ...

@@ -1,8 +1,8 @@
 """Training loop: minibatch Adam with early stopping on val loss, a progress bar.
 
 The same semantics as the torch `train_loop`: the data are shuffled each epoch by a NumPy
-generator seeded with the run seed, the best epoch is the one with the lowest val loss, and
-training stops after `patience` epochs without improvement, restoring the best weights.
+generator seeded with the run seed, and `backends.base.EarlyStopping` picks the best epoch,
+stops and restores its weights.
 One minibatch is one `tf.function` call; a short last batch costs one more trace, not one per
 epoch (reduce_retracing).
 """
@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from greenpipe.backends.base import History
+from greenpipe.backends.base import EarlyStopping, History
 from greenpipe.config import FitConfig
 
 LossFn = Callable[[tf.Tensor, tf.Tensor | None, tf.Tensor], tf.Tensor]
@@ -130,7 +130,8 @@ def train_loop(
     opt.build(model.trainable_variables)
     step, evaluate = _train_step(model, opt, loss_fn, cfg.weight_decay), _eval_step(model)
     rng = np.random.default_rng(seed)
-    hist, best_loss, best_weights, waited = History(), float("inf"), None, 0
+    hist = History()
+    stop = EarlyStopping(cfg.patience, model.get_weights, model.set_weights)  # NumPy copies
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", leave=True, mininterval=1.0)
     for epoch in bar:
         train_loss = _epoch(step, x_tr, y_tr, aux, cfg.batch_size, rng)
@@ -140,15 +141,8 @@ def train_loop(
         )
         post = {"loss": f"{train_loss:.3f}", "val_loss": f"{val_loss:.3f}", "acc": f"{val_acc:.3f}"}
         bar.set_postfix(post, refresh=False)  # redraws are throttled by mininterval
-        if val_loss < best_loss - 1e-6:
-            best_loss, waited, hist.best_epoch = val_loss, 0, epoch
-            best_weights = model.get_weights()  # NumPy copies
-        else:
-            waited += 1
-            if waited >= cfg.patience:
-                hist.stopped_early = True
-                break
+        if stop.update(val_loss):
+            break
     bar.close()
-    if best_weights is not None:
-        model.set_weights(best_weights)
+    stop.restore(hist)
     return hist

@@ -11,14 +11,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from greenpipe.backends.base import BN_KEYS, Weights, dense_map_shape
-from greenpipe.errors import GreenpipeError
-
-
-def _check(model) -> None:
-    if not isinstance(model, keras.Model) or "graph" not in model.meta:
-        what = "a custom model" if isinstance(model, keras.Model) else "an int8 model"
-        raise GreenpipeError(f"weights can only be read from a float built-in model, not {what}")
+from greenpipe.backends.base import BN_KEYS, Weights, weighted_nodes
 
 
 def _to_neutral(node, arrays: list[np.ndarray], cwh) -> dict[str, np.ndarray]:
@@ -58,19 +51,14 @@ def _from_neutral(node, weights: Weights, cwh) -> list[np.ndarray]:
     return [kernel, get("b")] if f"{node.name}.b" in weights else [kernel]
 
 
-def _weighted(model: keras.Model):
-    from greenpipe.architectures.graph import from_json
-
-    graph = from_json(model.meta["graph"])
-    maps = dense_map_shape(graph, tuple(model.meta["input_shape"]))
-    for node in graph:
-        if node.op in ("conv", "dwconv", "dense", "bn"):
-            yield node, model.get_layer(node.name), maps.get(node.name)
+def _weighted(model) -> list:
+    """(node, Keras layer, flattened map) for each weighted node of a float built-in model."""
+    nodes = weighted_nodes(model.meta, isinstance(model, keras.Model))
+    return [(node, model.get_layer(node.name), cwh) for node, cwh in nodes]
 
 
 def get_weights(model: keras.Model) -> Weights:
-    """NumPy copies of every weight, bias and batch-norm statistic."""
-    _check(model)
+    """`Backend.get_weights` of a Keras model."""
     out: Weights = {}
     for node, layer, cwh in _weighted(model):
         out.update({k: v.copy() for k, v in _to_neutral(node, layer.get_weights(), cwh).items()})
@@ -78,7 +66,6 @@ def get_weights(model: keras.Model) -> Weights:
 
 
 def set_weights(model: keras.Model, weights: Weights) -> None:
-    """Copy `weights` into `model` (shapes must match its architecture exactly)."""
-    _check(model)
+    """`Backend.set_weights` of a Keras model."""
     for node, layer, cwh in _weighted(model):
         layer.set_weights(_from_neutral(node, weights, cwh))

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from greenpipe.backends.base import History
+from greenpipe.backends.base import EarlyStopping, History
 from greenpipe.backends.torch import distributed as ddp
 from greenpipe.config import ConfigError, FitConfig
 
@@ -110,7 +110,10 @@ def train_loop(
     fp16 = autocast_dtype(cfg.precision, device) == torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=fp16)
     rng = np.random.default_rng(seed)
-    hist, best_loss, best_state, waited = History(), float("inf"), None, 0
+    hist = History()
+    stop = EarlyStopping(
+        cfg.patience, lambda: copy.deepcopy(model.state_dict()), model.load_state_dict
+    )
     bar = tqdm(
         range(1, cfg.epochs + 1),
         desc=desc,
@@ -127,16 +130,9 @@ def train_loop(
             {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}
         )
         bar.set_postfix(loss=f"{train_loss:.3f}", val_loss=f"{val_loss:.3f}", acc=f"{val_acc:.3f}")
-        if val_loss < best_loss - 1e-6:
-            best_loss, best_state, waited, hist.best_epoch = val_loss, None, 0, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= cfg.patience:
-                hist.stopped_early = True
-                break
+        if stop.update(val_loss):
+            break
     bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    stop.restore(hist)
     model.eval()
     return hist

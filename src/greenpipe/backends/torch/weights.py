@@ -11,45 +11,36 @@ import numpy as np
 import torch
 from torch import nn
 
-from greenpipe.backends.base import BN_KEYS, Weights, dense_map_shape
-from greenpipe.errors import GreenpipeError
+from greenpipe.backends.base import BN_KEYS, Weights, weighted_nodes
 
 _BN = {"gamma": "weight", "beta": "bias", "mean": "running_mean", "var": "running_var"}
 
 
-def _graph_net(model: nn.Module):
-    if model.meta.get("quantized") or "graph" not in model.meta:
-        what = "an int8 model" if model.meta.get("quantized") else "a custom model"
-        raise GreenpipeError(f"weights can only be read from a float built-in model, not {what}")
-    return model
-
-
-def _tensors(model: nn.Module):
-    """(node, neutral key, torch tensor, neutral shape or None) for every weight."""
-    maps = dense_map_shape(model.graph, tuple(model.meta["input_shape"]))
-    for node in model.graph:
+def _tensors(model: nn.Module) -> list:
+    """(neutral key, torch tensor, neutral shape or None) for every weight."""
+    out = []
+    for node, cwh in weighted_nodes(model.meta, not model.meta.get("quantized")):
         layer = model.layers[node.name]
         if node.op == "bn":
-            for key in BN_KEYS:
-                yield f"{node.name}.{key}", getattr(layer, _BN[key]), None
-        elif node.op in ("conv", "dwconv", "dense"):
-            shape = (node.filters, *maps[node.name]) if node.name in maps else None
-            yield f"{node.name}.w", layer.weight, shape
-            if layer.bias is not None:
-                yield f"{node.name}.b", layer.bias, None
+            out += [(f"{node.name}.{key}", getattr(layer, _BN[key]), None) for key in BN_KEYS]
+            continue
+        out.append((f"{node.name}.w", layer.weight, (node.filters, *cwh) if cwh else None))
+        if layer.bias is not None:
+            out.append((f"{node.name}.b", layer.bias, None))
+    return out
 
 
 def get_weights(model: nn.Module) -> Weights:
-    """NumPy copies of every weight, bias and batch-norm statistic."""
+    """`Backend.get_weights` of a `GraphNet`."""
     out: Weights = {}
-    for key, t, shape in _tensors(_graph_net(model)):
+    for key, t, shape in _tensors(model):
         a = t.detach().cpu().numpy().copy()
         out[key] = a.reshape(shape) if shape else a
     return out
 
 
 def set_weights(model: nn.Module, weights: Weights) -> None:
-    """Copy `weights` into `model` (shapes must match its architecture exactly)."""
+    """`Backend.set_weights` of a `GraphNet`."""
     with torch.no_grad():
-        for key, t, _ in _tensors(_graph_net(model)):
+        for key, t, _ in _tensors(model):
             t.copy_(torch.from_numpy(np.asarray(weights[key], np.float32).reshape(t.shape)))

@@ -40,7 +40,7 @@ def test_the_custom_student_is_distilled_quantized_and_not_pruned_with_a_reason(
         assert models["student_kd"]["arch"] == "custom"
         assert models["teacher"]["arch"] == "cnn"
         assert models["student_kd"]["accuracy"] > 0.5
-        assert models["student_kd_int8"]["accuracy"] > 0.5  # FX graph mode / TFLite
+        assert models["student_kd_int8"]["accuracy"] > 0.5  # ONNX Runtime (torch) / TFLite
         why = models["student_kd_pruned"]["skipped"]
         assert "known structure" in why and "custom/models.py:build" in why
         assert "no pruned model" in models["student_kd_pruned_int8"]["skipped"]

@@ -85,7 +85,7 @@ def test_a_model_records_the_precision_it_was_trained_in(framework, precision, t
     assert describe(framework, loaded.meta)["trained_precision"] == precision
     q = be.quantize(loaded, split[0], OptimizeConfig())
     assert describe(framework, q.meta) == {
-        "runtime": {"torch": "eager", "tensorflow": "tflite"}[framework],
+        "runtime": {"torch": "onnxruntime", "tensorflow": "tflite"}[framework],
         "precision": "int8",
         "trained_precision": precision,
     }

@@ -52,13 +52,21 @@ def test_onnx_fp32_gives_the_framework_logits_and_round_trips(trained, digits, t
     assert ox.read_meta((tmp_path / "m.model").read_bytes())["layout"] in ("nchw", "nhwc")
 
 
+def onnx_int8(be, m, calib: np.ndarray):
+    """The model's ONNX Runtime static int8: torch's own int8 (`quantize`), Keras' as a
+    runtime (its own int8 is TFLite)."""
+    if be.name == "torch":
+        return be.quantize(m, calib, OptimizeConfig(calibration_samples=len(calib)))
+    return be.runtime(m, "onnxruntime", calib)
+
+
 def test_onnx_static_int8_is_int8_calibrated_and_accurate(trained, digits, tmp_path):
     import onnx
 
     be, m = trained
     x, y = digits["test"]
     fp32 = be.runtime(m, "onnxruntime", None)
-    q = be.runtime(m, "onnxruntime", digits["train"][0][:256])
+    q = onnx_int8(be, m, digits["train"][0][:256])
     assert q.meta["quantized"] == "static"
     ops = {n.op_type for n in onnx.load_model_from_string(q.model_bytes).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ: int8 weights and activations
@@ -79,6 +87,31 @@ def test_onnx_quantization_path_raises_no_deprecation_warning(trained, digits):
         warnings.simplefilter("error", FutureWarning)
         raw = ox.quantize_int8(fp32.model_bytes, digits["train"][0][:64], fp32.meta["layout"])
     assert len(raw) < len(fp32.model_bytes)
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_torch_int8_is_onnx_runtime_s_with_no_deprecation_warning(digits, mode, tmp_path):
+    """torch's int8 (what optimize makes) goes export -> ONNX Runtime's quantizer, whole
+    path under deprecation warnings as errors: torch.ao's eager and FX quantization, which
+    it replaced, warn in torch 2.13 (and were silenced)."""
+    import onnx
+
+    be, m = get_backend("torch"), _torch_student()
+    calib = digits["train"][0][:64]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        warnings.simplefilter("error", FutureWarning)
+        q = be.quantize(m, calib, OptimizeConfig(quantization=mode))
+    assert isinstance(q, ox.OnnxModel) and q.meta["quantized"] == mode
+    ops = {n.op_type for n in onnx.load_model_from_string(q.model_bytes).graph.node}
+    assert ops & ({"QuantizeLinear"} if mode == "static" else {"DynamicQuantizeLinear"})
+    be.save(q, tmp_path / "q.model")
+    back = be.load(tmp_path / "q.model")
+    x = digits["test"][0][:50]
+    np.testing.assert_array_equal(be.predict(back, x), be.predict(q, x))
+    assert be.count_params(back) == be.count_params(m)
+    with pytest.raises(NotApplicable, match="torch's int8 .* is ONNX Runtime's already"):
+        be.runtime(m, "onnxruntime", calib)
 
 
 def test_int8_without_calibration_samples_is_a_one_line_error(trained):

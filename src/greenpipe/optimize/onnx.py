@@ -142,9 +142,30 @@ def quantize_int8(model_bytes: bytes, calib_x: np.ndarray, layout: str) -> bytes
         return out.read_bytes()
 
 
-def onnx_model(fp32_bytes: bytes, meta: dict, calib_x: np.ndarray | None) -> OnnxModel:
-    """The `OnnxModel` of an exported fp32 graph (`calib_x` None) or of its static int8 form
-    (calibrated on `calib_x`), its meta embedded."""
-    meta = {**meta, "runtime": RUNTIME, "quantized": None if calib_x is None else "static"}
-    raw = fp32_bytes if calib_x is None else quantize_int8(fp32_bytes, calib_x, meta["layout"])
+def quantize_dynamic_int8(model_bytes: bytes) -> bytes:
+    """The dynamic int8 form of an fp32 ONNX model: int8 weights, activations quantized per
+    batch at run time (no calibration)."""
+    from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, pre, out = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
+        src.write_bytes(model_bytes)
+        quant_pre_process(str(src), str(pre))
+        quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True)
+        return out.read_bytes()
+
+
+def onnx_model(
+    fp32_bytes: bytes, meta: dict, calib_x: np.ndarray | None, mode: str = "static"
+) -> OnnxModel:
+    """The `OnnxModel` of an exported fp32 graph (`calib_x` None) or of its int8 form:
+    static (`mode`, calibrated on `calib_x`) or dynamic; its meta embedded."""
+    quantized = None if calib_x is None else mode
+    meta = {**meta, "runtime": RUNTIME, "quantized": quantized}
+    if quantized is None:
+        raw = fp32_bytes
+    elif quantized == "dynamic":
+        raw = quantize_dynamic_int8(fp32_bytes)
+    else:
+        raw = quantize_int8(fp32_bytes, calib_x, meta["layout"])
     return OnnxModel(embed_meta(raw, meta), meta)

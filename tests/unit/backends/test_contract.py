@@ -177,9 +177,11 @@ def test_quantize_is_small_accurate_and_round_trips(be, trained, data, tmp_path,
     qm = be.quantize(model, data["train"][0], OptimizeConfig(quantization=mode))
     q_path = tmp_path / f"q{be.file_suffix(True)}"
     q_size = artifacts.save_model(be, qm, q_path)
-    # torch's dynamic int8 quantizes the Linear layers only, their inputs to each batch's range
+    # torch's int8 is an ONNX QDQ graph (per-channel scales and zero points beside the int8
+    # weights): about 2.2x smaller here, TFLite 3x or more; dynamic int8 quantizes each
+    # batch's inputs to that batch's range
     torch_dynamic = (be.name, mode) == ("torch", "dynamic")
-    assert q_size <= float_size / (2 if torch_dynamic else 3)
+    assert q_size <= float_size / (2 if be.name == "torch" else 3)
     assert qm.meta.items() >= {**model.meta, "quantized": mode}.items()
     q_logits = be.predict(qm, x)
     assert q_logits.dtype == np.float32 and q_logits.shape == (len(x), CLASSES)

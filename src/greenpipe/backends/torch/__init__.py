@@ -21,11 +21,9 @@ from greenpipe.architectures import custom, graph
 from greenpipe.architectures.zoo import graph_of
 from greenpipe.backends.base import History, NotApplicable
 from greenpipe.backends.torch import export as rt
-from greenpipe.backends.torch import quantize as q
 from greenpipe.backends.torch import weights as nw
 from greenpipe.backends.torch.loops import autocast_dtype, to_tensor, train_loop
 from greenpipe.backends.torch.models import GraphNet
-from greenpipe.backends.torch.serialize import pack_state, unpack_state
 from greenpipe.config import ConfigError, DistillConfig, FitConfig, ModelSpec, OptimizeConfig
 from greenpipe.distill.kd_torch import build_loss
 from greenpipe.errors import GreenpipeError
@@ -135,7 +133,7 @@ class TorchBackend:
         if isinstance(model, (ox.OnnxModel, rt.AotiModel)):
             outs = [model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
             return np.concatenate(outs) if outs else np.zeros((0, model.meta["n_classes"]))
-        dev = torch.device("cpu") if model.meta.get("quantized") else self._device
+        dev = self._device
         model.eval()
         outs = []
         with torch.inference_mode():
@@ -143,22 +141,27 @@ class TorchBackend:
                 outs.append(model(to_tensor(x[i : i + batch_size], dev)).float().cpu().numpy())
         return np.concatenate(outs) if outs else np.zeros((0, model.meta["n_classes"]), np.float32)
 
-    def quantize(self, model: nn.Module, calib_x: np.ndarray, cfg: OptimizeConfig) -> nn.Module:
-        qm = (
-            q.static_int8(model, calib_x[: cfg.calibration_samples])
-            if cfg.quantization == "static"
-            else q.dynamic_int8(model)
-        )
-        qm.meta = {**model.meta, "quantized": cfg.quantization}
-        return qm
+    def quantize(self, model: nn.Module, calib_x: np.ndarray, cfg: OptimizeConfig) -> Any:
+        """int8 by ONNX Runtime's quantizer, run in ONNX Runtime: static (QDQ, calibrated on
+        the first `cfg.calibration_samples`) or dynamic. torch's own eager and FX int8
+        (torch.ao.quantization) are deprecated in torch 2.13, and their successor (PT2E)
+        lives in torchao (README: "int8 in PyTorch")."""
+        meta = {**model.meta, "params": self.count_params(model), "layout": "nchw"}
+        calib = calib_x[: cfg.calibration_samples]
+        return ox.onnx_model(rt.to_onnx(model), meta, calib, mode=cfg.quantization)
 
     def runtime(self, model: nn.Module, name: str, calib_x: np.ndarray | None) -> Any:
-        """The float `model` in inference runtime `name` ("onnxruntime", "aoti"): fp32, or
-        static int8 calibrated on `calib_x` when it is given (`NotApplicable` where the
-        runtime cannot make that precision or cannot capture the model)."""
+        """The float `model` in inference runtime `name` ("onnxruntime", "aoti") in fp32;
+        int8 (`calib_x` given) is `NotApplicable`: torch's int8 is ONNX Runtime's already
+        (`quantize`), and AOTInductor int8 needs PT2E from torchao."""
         meta = {**model.meta, "params": self.count_params(model), "layout": "nchw"}
         if name == "onnxruntime":
-            return ox.onnx_model(rt.to_onnx(model), meta, calib_x)
+            if calib_x is not None:
+                raise NotApplicable(
+                    "torch's int8 (optimize.quantization) is ONNX Runtime's already: "
+                    "see student_kd_int8"
+                )
+            return ox.onnx_model(rt.to_onnx(model), meta, None)
         if name == "aoti":
             if calib_x is not None:
                 raise NotApplicable(
@@ -186,25 +189,12 @@ class TorchBackend:
             blob = {GREENPIPE_KEY: json.dumps(header, sort_keys=True)}
             Path(path).write_bytes(st.save({"aoti_package": pkg}, metadata=blob))
             return
-        sd = model.state_dict()
-        if model.meta.get("quantized"):
-            packed = pack_state(sd)
-        else:
-            packed = {
-                "tensors": {k: v.detach().cpu().contiguous() for k, v in sd.items()},
-                "info": None,
-                "metadata": None,
-            }
-        header = {
-            "format": FORMAT,
-            "meta": json.dumps(model.meta),
-            "info": json.dumps(packed["info"]),
-            "metadata": json.dumps(packed["metadata"]),
-        }
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        header = {"format": FORMAT, "meta": json.dumps(model.meta)}
         # One metadata entry: safetensors writes its metadata map in hash order, which differs
         # between processes, so several entries would make the same model differ byte for byte.
         blob = {GREENPIPE_KEY: json.dumps(header, sort_keys=True)}
-        Path(path).write_bytes(st.save(packed["tensors"], metadata=blob))
+        Path(path).write_bytes(st.save(tensors, metadata=blob))
 
     def load(self, path: Path) -> nn.Module:
         try:
@@ -233,36 +223,24 @@ class TorchBackend:
         meta = json.loads(header["meta"])
         if meta.get("runtime") == "aoti":
             return rt.AotiModel(tensors["aoti_package"].numpy().tobytes(), meta)
+        if meta.get("quantized"):  # files of greenpipe before torch's int8 moved to ONNX Runtime
+            raise GreenpipeError(
+                f"'{path}' holds a torch.ao eager int8 model, which greenpipe no longer reads "
+                "(deprecated in torch 2.13); re-run the optimize stage"
+            )
         with torch.random.fork_rng(devices=[]):  # the module's init draws are thrown away
             model = self._instantiate({**meta, "quantized": None})
-        if meta.get("quantized"):
-            example = np.zeros((1, *meta["input_shape"]), np.float32)
-            model = q.skeleton(model, meta["quantized"], example)
-            packed = {
-                "tensors": tensors,
-                "info": json.loads(header["info"]),
-                "metadata": json.loads(header["metadata"]),
-            }
-            model.load_state_dict(unpack_state(packed))
-        else:
-            model.load_state_dict(tensors)
-            model = model.to(self._device)
+        model.load_state_dict(tensors)
+        model = model.to(self._device)
         model.meta = meta
         return model.eval()
 
     def count_params(self, model: nn.Module) -> int:
         """Trainable weights and biases, counted on the float model (batch norm: scale and
-        shift) or on the int8 packed layers; a runtime model's count is its float parent's."""
+        shift); a runtime model's count (int8 included) is its float parent's."""
         if "runtime" in model.meta:
             return int(model.meta["params"])
-        if not model.meta.get("quantized"):
-            return sum(p.numel() for p in model.parameters() if p.requires_grad)
-        n = 0
-        for m in model.modules():
-            if hasattr(m, "weight") and callable(m.weight) and hasattr(m, "bias"):
-                b = m.bias() if callable(m.bias) else m.bias
-                n += m.weight().numel() + (b.numel() if b is not None else 0)
-        return n
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     def file_suffix(self, quantized: bool) -> str:
         return ".safetensors"

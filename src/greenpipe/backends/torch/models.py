@@ -1,20 +1,17 @@
 """torch modules for the layer graphs of `greenpipe.architectures` (and users' own modules).
 
-`GraphNet` runs the graph's nodes in order on NCHW tensors. Quant/DeQuant stubs are
-identities in float mode and mark where int8 begins and ends after static quantization;
-residual additions go through `FloatFunctional`, which quantization turns into int8 adds.
-Batch norm uses Keras' defaults (momentum 0.99 in Keras' convention, eps 1e-3), so the
-two frameworks train the same architecture alike.
+`GraphNet` runs the graph's nodes in order on NCHW tensors (int8 is made from its ONNX
+export by ONNX Runtime's quantizer, so the module has no quantization stubs). Batch norm
+uses Keras' defaults (momentum 0.99 in Keras' convention, eps 1e-3), so the two frameworks
+train the same architecture alike.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.ao.nn.quantized import FloatFunctional
-from torch.ao.quantization import DeQuantStub, QuantStub
 
-from greenpipe.architectures.graph import Graph, Node, consumers, shapes
+from greenpipe.architectures.graph import Graph, Node, shapes
 
 
 def _layer(node: Node, shape_in: tuple[int, ...], flat_in: int) -> nn.Module:
@@ -34,7 +31,7 @@ def _layer(node: Node, shape_in: tuple[int, ...], flat_in: int) -> nn.Module:
     if node.op == "gap":
         return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     simple = {"relu": nn.ReLU, "relu6": nn.ReLU6, "maxpool": lambda: nn.MaxPool2d(2)}
-    simple |= {"flatten": nn.Flatten, "add": FloatFunctional}
+    simple |= {"flatten": nn.Flatten, "add": nn.Identity}  # add: summed in GraphNet.forward
     return simple[node.op]()
 
 
@@ -45,7 +42,6 @@ class GraphNet(nn.Module):
         super().__init__()
         self.graph = tuple(graph)
         shp = shapes(self.graph, input_shape)
-        self.quant, self.dequant = QuantStub(), DeQuantStub()
         self.layers = nn.ModuleDict()
         for node in self.graph:
             s_in = shp[node.inputs[0]] if node.inputs else tuple(input_shape)
@@ -54,34 +50,15 @@ class GraphNet(nn.Module):
                 flat *= int(d)
             self.layers[node.name] = _layer(node, s_in, flat)
 
-    def fusion_groups(self) -> list[list[str]]:
-        """conv+bn(+ReLU), conv+ReLU and Linear+ReLU chains that static quantization fuses
-        (a link only where the next layer is the sole reader of the previous one)."""
-        cons, groups = consumers(self.graph), []
-        for node in self.graph:
-            if node.op not in ("conv", "dwconv", "dense"):
-                continue
-            chain, cur = [node], node
-            for want in (("bn", "relu"), ("relu",)) if node.op != "dense" else (("relu",),):
-                nxt = cons[cur.name]
-                if len(nxt) == 1 and nxt[0].op in want:
-                    chain.append(nxt[0])
-                    cur = nxt[0]
-            if len(chain) > 1:
-                groups.append([f"layers.{n.name}" for n in chain])
-        return groups
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         env: dict[str, torch.Tensor] = {}
-        x = self.quant(x)
         for node in self.graph:
             ins = [env[i] for i in node.inputs] or [x]
-            layer = self.layers[node.name]
             if node.op == "add":
                 out = ins[0]
                 for other in ins[1:]:
-                    out = layer.add(out, other)
+                    out = out + other
             else:
-                out = layer(ins[0])
+                out = self.layers[node.name](ins[0])
             env[node.name] = out
-        return self.dequant(out)
+        return out

@@ -184,6 +184,7 @@ def report(
     from greenpipe import artifacts
     from greenpipe.backends.registry import available_backends
     from greenpipe.report import crossrun, mlflow_runs
+    from greenpipe.report.units import si
     from greenpipe.tracking import runs
 
     folder = report_folder(root, out)  # before anything is read or written
@@ -208,7 +209,7 @@ def report(
     for p in (p for p in points if p["pareto"]):
         print(
             f"pareto: {p['model']}@{p['backend']} seed {p['seed']} run '{p['run_name']}': "
-            f"accuracy {p['accuracy']:.4f}, {energy} energy {p['energy_j']:.3e} J"
+            f"accuracy {p['accuracy']:.4f}, {energy} energy {si(p['energy_j'], 'J')}"
         )
     print(f"greenpipe report: {len(points)} points; wrote {folder / 'index.html'}", file=sys.stderr)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import re
 import shutil
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def test_greenpipe_report_command(store, monkeypatch, capsys):
     front = {line.split()[1] for line in out.splitlines() if line.startswith("pareto:")}
     assert front == {"student_scratch@torch", "teacher@torch", "teacher@tensorflow"}
     assert "pareto: student_scratch@torch seed 1 run 'seed 1'" in out
+    # energies in SI units, as the report prints them (was "2.000e-05 J")
+    assert all("e-0" not in ln and "e+0" not in ln for ln in out.splitlines())
+    assert re.search(r"train energy \d[\d.]* [nµm]?J$", out.splitlines()[0])
     page = (root / "out" / "index.html").read_text()
     png = (root / "out" / "pareto.png").read_bytes()
     assert base64.b64encode(png).decode() in page  # the page embeds the picture written

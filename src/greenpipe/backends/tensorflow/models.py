@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import keras
 
-from greenpipe.architectures.graph import Graph, Node
+from greenpipe.architectures.graph import BN_EPS, BN_MOMENTUM, Graph, Node
 
 MODEL_NAME = "greenpipe_model"
 
@@ -26,7 +26,9 @@ def _layer(node: Node, last: bool):
         return keras.layers.Dropout(node.rate, **kw)
     if node.op == "relu6":
         return keras.layers.ReLU(max_value=6.0, **kw)
-    simple = {"bn": keras.layers.BatchNormalization, "relu": keras.layers.ReLU}
+    if node.op == "bn":
+        return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPS, **kw)
+    simple = {"relu": keras.layers.ReLU}
     simple |= {"maxpool": keras.layers.MaxPooling2D, "gap": keras.layers.GlobalAveragePooling2D}
     simple |= {"flatten": keras.layers.Flatten, "add": keras.layers.Add}
     return simple[node.op](**kw)

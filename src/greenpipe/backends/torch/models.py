@@ -2,7 +2,7 @@
 
 `GraphNet` runs the graph's nodes in order on NCHW tensors (int8 is made from its ONNX
 export by ONNX Runtime's quantizer, so the module has no quantization stubs). Batch norm
-uses Keras' defaults (momentum 0.99 in Keras' convention, eps 1e-3), so the two frameworks
+has the same momentum and eps as in Keras (graph.BN_MOMENTUM, BN_EPS), so the two frameworks
 train the same architecture alike.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from greenpipe.architectures.graph import Graph, Node, shapes
+from greenpipe.architectures.graph import BN_EPS, BN_MOMENTUM, Graph, Node, shapes
 
 
 def _layer(node: Node, shape_in: tuple[int, ...], flat_in: int) -> nn.Module:
@@ -23,7 +23,7 @@ def _layer(node: Node, shape_in: tuple[int, ...], flat_in: int) -> nn.Module:
         return nn.Conv2d(c_in, c_in, node.kernel, node.stride, pad, groups=c_in, bias=node.bias)
     if node.op == "bn":
         bn = nn.BatchNorm2d if len(shape_in) == 3 else nn.BatchNorm1d
-        return bn(c_in, eps=1e-3, momentum=0.01)
+        return bn(c_in, eps=BN_EPS, momentum=1 - BN_MOMENTUM)
     if node.op == "dense":
         return nn.Linear(flat_in, node.filters)
     if node.op == "dropout":

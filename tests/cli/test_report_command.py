@@ -1,6 +1,6 @@
 """`greenpipe report` on a real MLflow store: the points of its finished parent runs, the
 front printed, the report written inside the repo and the runs tagged; a one-line error when
-there is nothing to report (what the report holds: tests/unit/test_report_crossrun.py)."""
+there is nothing to report (what the report holds: tests/unit/report/test_report_crossrun.py)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ SMALL = {
         "peak_memory": False,
         "bootstrap_samples": 100,
     },
-    # AOTInductor compiles for tens of seconds: tests/unit/test_runtimes.py covers it
+    # AOTInductor compiles for tens of seconds: tests/unit/optimize/test_runtimes.py covers it
     "optimize": {
         "calibration_samples": 64,
         "prune": {"fine_tune_epochs": 2},

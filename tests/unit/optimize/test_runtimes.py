@@ -162,7 +162,7 @@ def test_runtime_argument_is_a_one_line_usage_error():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).parents[2] / "pipelines" / "optimize.py"
+    path = Path(__file__).parents[3] / "pipelines" / "optimize.py"
     spec = importlib.util.spec_from_file_location("optimize_entry", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -11,9 +11,17 @@
 3. Peak resident memory of each stage (the stage process's high-water mark, from its
    metrics file).
 
-Targets: fixed cost <= 1.0 s per stage beyond interpreter and framework import, total
-overhead <= 10% on a workload of >= 2 minutes of compute; cached dvc repro < 3 s, cached
-greenpipe run < 15 s. Prints JSON result rows on the last line for benchmarks/run_all.py.
+4. The same experiment under plain `dvc repro` (one DVC process runs every stage; each stage
+   still opens its own MLflow run and CodeCarbon tracker), in a third copy: its mean fixed
+   cost per stage is (dvc repro - bare - every stage's framework import) / stages. Skipped
+   with --plan (a long workload would take a third run).
+
+Each copy has its own Inductor cache, so each side compiles its AOTInductor models cold.
+
+Targets (issue 17): fixed cost per stage beyond interpreter and framework import <= 1.0 s on
+average under greenpipe run and <= 2.0 s under plain dvc repro; end to end <= 1.25x the bare
+process on the default experiment and <= 1.05x on plans/realistic.yaml; cached dvc repro and
+greenpipe run < 3 s. Prints JSON result rows on the last line for benchmarks/run_all.py.
 """
 
 from __future__ import annotations
@@ -108,6 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     wall_b, out = timed(bare, sys.executable, script, str(spec))
     per_stage_b = json.loads(out.strip().splitlines()[-1])
 
+    dvc_wall = None
+    if not params:  # the default experiment: plain dvc repro too
+        dvc_wall = timed(workspace.make(params), "dvc", "repro")[0]
+
     imports = {fw: import_cost(fw) for fw in IMPORTS}
     memory = peak_memory(tracked)
     print(
@@ -134,6 +146,14 @@ def main(argv: list[str] | None = None) -> None:
         f"ratio {ratio:.3f} (overhead {100 * (ratio - 1):.1f}%); flow outside stages "
         f"{flow_cost:.1f} s"
     )
+    n_imports = sum(imports[stage.partition("@")[2]] for stage, _ in commands)
+    dvc_fixed = None
+    if dvc_wall is not None:
+        dvc_fixed = (dvc_wall - wall_b - n_imports) / len(commands)
+        print(
+            f"plain dvc repro {dvc_wall:.1f} s, ratio {dvc_wall / wall_b:.3f}; fixed cost per "
+            f"stage beyond imports {dvc_fixed:.2f} s on average"
+        )
     print(
         "import s: a fresh interpreter importing the stage's framework ("
         + ", ".join(f"{k or 'numpy only'} {v:.1f} s" for k, v in imports.items())
@@ -145,21 +165,34 @@ def main(argv: list[str] | None = None) -> None:
         cached[" ".join(cmd)] = statistics.median(timed(tracked, *cmd)[0] for _ in range(3))
     print("fully cached: " + ", ".join(f"{k} {v:.2f} s" for k, v in cached.items()))
 
+    e2e_target = 1.25 if not params else 1.05
+    mean_fixed = statistics.fmean(fixed)
     rows = [
-        ("end-to-end greenpipe run / bare process", ratio, "<= 1.10", ratio <= 1.10),
+        ("end-to-end greenpipe run / bare process", ratio, f"<= {e2e_target}", ratio <= e2e_target),
         (
-            "fixed cost per stage beyond imports (mean s)",
-            statistics.fmean(fixed),
+            "fixed cost per stage beyond imports, greenpipe run (mean s)",
+            mean_fixed,
             "<= 1.0",
-            statistics.fmean(fixed) <= 1.0,
+            mean_fixed <= 1.0,
         ),
-        ("fixed cost per stage beyond imports (max s)", max(fixed), "<= 1.0", max(fixed) <= 1.0),
+        ("the same, max over the stages (s)", max(fixed), "-", None),
+    ]
+    if dvc_fixed is not None:
+        rows.append(
+            (
+                "fixed cost per stage beyond imports, dvc repro (mean s)",
+                dvc_fixed,
+                "<= 2.0",
+                dvc_fixed <= 2.0,
+            )
+        )
+    rows += [
         ("dvc repro, fully cached (s)", cached["dvc repro"], "< 3", cached["dvc repro"] < 3),
         (
             "greenpipe run, fully cached (s)",
             cached["greenpipe run"],
-            "< 15",
-            cached["greenpipe run"] < 15,
+            "< 3",
+            cached["greenpipe run"] < 3,
         ),
         ("peak stage memory (MiB, max over stages)", max(memory.values()), "-", None),
     ]

@@ -62,6 +62,9 @@ def make(overrides: dict | None = None) -> Path:
 def run(ws: Path, *cmd: str) -> subprocess.CompletedProcess:
     e = env()
     e["PREFECT_HOME"] = str(ws / ".prefect")
+    # each workspace compiles cold: with the shared default Inductor cache (/tmp), whichever
+    # side ran second reused the other's AOTInductor builds in optimize@torch
+    e["TORCHINDUCTOR_CACHE_DIR"] = str(ws / ".inductor-cache")
     proc = subprocess.run(cmd, cwd=ws, env=e, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")

@@ -88,9 +88,14 @@ def print_results(root: Path, params) -> None:
 
 
 def mlflow_link(root: Path, params) -> str:
-    """The experiment's runs table in the MLflow UI, or how to find it."""
-    from greenpipe.tracking import runs
+    """The experiment's runs table in the MLflow UI, or how to find it; without opening
+    MLflow when the store's id for the experiment is remembered (tracking.known)."""
+    from greenpipe.tracking import known, runs
 
+    uri = runs.resolve_tracking_uri(params.tracking.mlflow_uri, root)
+    exp_id = known.recall(root, uri, params.experiment)
+    if exp_id is not None:
+        return runs.experiment_url(uri, exp_id)
     client, uri = runs.open_client(params.tracking, root)
     exp = client.get_experiment_by_name(params.experiment)
     if exp is None:

@@ -42,7 +42,8 @@ class StageFailed(GreenpipeError):
 
     @classmethod
     def from_stderr(cls, stage: str, stderr_tail: str, dvc_code: int) -> StageFailed:
-        """From the tail of `dvc repro`'s stderr and its exit status.
+        """From the tail of the stage's stderr, ending with DVC's error line, and DVC's exit
+        status (the flow runs DVC in-process and writes that line from DVC's exception).
 
         DVC exits 255 for any failed stage and names the stage's own status on its error
         line (`ERROR: failed to reproduce '<stage>': failed to run: <cmd>, exited with N`):
@@ -93,19 +94,6 @@ def _signal_of(status: int) -> int | None:
     signum = -status if status < 0 else status - 128 if status > 128 else None
     valid = signum is not None and signum in {s.value for s in signal.Signals}
     return signum if valid else None
-
-
-def hide_dvc_errors(pending: bytes) -> tuple[bytes, bytes]:
-    """Split stderr read so far into what to show now and what to hold back: DVC's own
-    error line about a failed stage is not shown (the flow reports the stage in one line
-    of its own), and a last, unfinished line that may still become one is held."""
-    prefix = DVC_FAILED.encode()
-    parts = re.split(rb"(?<=[\r\n])", pending)
-    last = parts.pop()
-    shown = b"".join(p for p in parts if not p.startswith(prefix))
-    if prefix.startswith(last[: len(prefix)]):
-        return shown, last
-    return shown + last, b""
 
 
 def debug() -> bool:

@@ -152,21 +152,6 @@ def test_the_stage_line_wins_over_dvc_and_a_bare_failure_keeps_the_stage_status(
     assert StageFailed.from_stderr("s", DVC_LINE + "200\n", 255).signum is None  # 128+72: none
 
 
-def test_dvc_error_lines_are_held_back_from_the_console_and_nothing_else():
-    from greenpipe.errors import hide_dvc_errors
-
-    shown, held = hide_dvc_errors(b"epoch 1\repoch 2\r" + DVC_LINE.encode() + b"-9\nafter\n")
-    assert (shown, held) == (b"epoch 1\repoch 2\rafter\n", b"")
-    # an unfinished line is shown at once, unless it may still be DVC's
-    assert hide_dvc_errors(b"a\n 3%|") == (b"a\n 3%|", b"")
-    assert hide_dvc_errors(b"a\nERROR: fai") == (b"a\n", b"ERROR: fai")
-    assert hide_dvc_errors(b"ERROR: fai" + b"lure of my own\n") == (
-        b"ERROR: failure of my own\n",
-        b"",
-    )
-    assert hide_dvc_errors(b"E") == (b"", b"E")
-
-
 def test_console_log_lines_lose_their_traceback_unless_debug(monkeypatch):
     class PrefectConsoleHandler(logging.StreamHandler):  # stands in for Prefect's, by name
         pass

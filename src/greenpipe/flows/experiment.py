@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -20,13 +21,14 @@ from prefect.states import Completed
 from greenpipe.artifacts import read_json
 from greenpipe.config import load_params
 from greenpipe.errors import (
+    DVC_FAILED,
+    EXIT_RUNTIME,
     EXIT_USAGE,
     StageFailed,
     UsageError,
     console_without_tracebacks,
-    hide_dvc_errors,
 )
-from greenpipe.graph import stage_graph, up_to_date
+from greenpipe.graph import open_repo, stage_graph
 from greenpipe.report import summary
 from greenpipe.tracking import ledger, runs
 from greenpipe.tracking import provenance as prov
@@ -56,20 +58,39 @@ def stage_env(parent_run_id: str, tracking_uri: str) -> dict[str, str]:
     return env
 
 
-def _run_streaming(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[int, str]:
-    """Run `dvc repro` with its stderr shown live (progress bars) and its last 8 KiB kept for
-    errors. Its stdout (DVC's progress lines; stages write none) is dropped, and so is DVC's
-    error line, which the flow turns into the stage's one line (StageFailed)."""
-    out = subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE)
-    tail = held = b""
-    while chunk := proc.stderr.read1(4096):
-        shown, held = hide_dvc_errors(held + chunk)
-        sys.stderr.buffer.write(shown)
+@contextlib.contextmanager
+def stderr_tail(keep: int = 8192) -> Iterator[dict[str, str]]:
+    """fd 2 goes through a pipe while the block runs: all of it still reaches the console
+    live (a stage's progress bars), and its last `keep` bytes are kept, for the stage's own
+    last lines (box["tail"] after the block). The stage processes DVC starts inherit fd 2."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    tail = bytearray()
+
+    def pump() -> None:
+        while chunk := os.read(read_end, 4096):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(saved, view) :]
+            tail.extend(chunk)
+            del tail[:-keep]
+
+    reader = threading.Thread(target=pump, name="greenpipe-stderr", daemon=True)
+    reader.start()
+    box: dict[str, str] = {}
+    try:
+        yield box
+    finally:
         sys.stderr.flush()
-        tail = (tail + chunk)[-8192:]
-    sys.stderr.buffer.write(hide_dvc_errors(held + b"\n")[0][:-1])
-    return proc.wait(), tail.decode(errors="replace")
+        os.dup2(saved, 2)  # the pipe's last write end this process holds is closed
+        reader.join(timeout=10)  # EOF once the stage's processes have exited
+        os.close(saved)
+        if not reader.is_alive():
+            os.close(read_end)
+        box["tail"] = bytes(tail).decode(errors="replace")
 
 
 HOW = {
@@ -88,28 +109,38 @@ def recorded_by(root: Path, stage: str) -> str | None:
     return None
 
 
-def repro(stage: str, root: str, env: dict[str, str], force: bool = False) -> None:
-    """`dvc repro --single-item <stage>` with its stderr shown live; StageFailed if it fails.
-    Not --quiet: that hides DVC's error line, the one place that has the stage's exit status
-    (or the signal that killed it)."""
-    cmd = [str(Path(sys.executable).parent / "dvc"), "repro", "--single-item", stage]
-    if force:
-        cmd.append("--force")
-    code, err_tail = _run_streaming(cmd, root, env)
-    if code != 0:
-        raise StageFailed.from_stderr(stage, err_tail, code)
+def repro(stage: str, root: str, env: dict[str, str], force: bool = False) -> bool:
+    """DVC's `repro --single-item <stage>` through its Python API, in this process (no `dvc`
+    process to start per stage); the stage's own process still runs under `$SHELL -c`, its
+    stderr shown live. True if DVC ran the stage or restored it from its run-cache, False if
+    it was up to date. StageFailed if it fails: the stage's one-line error, its exit status,
+    or the signal that killed it (DVC's message names the status)."""
+    from dvc.exceptions import DvcException
+    from dvc.stage.exceptions import StageCmdFailedError
+
+    with stderr_tail() as box:
+        try:
+            with open_repo(Path(root)) as repo:
+                return bool(repo.reproduce(stage, single_item=True, force=force, run_env=env))
+        except DvcException as exc:
+            error = exc
+    cause = error.__cause__ or error
+    if not isinstance(cause, StageCmdFailedError):  # DVC's own failure: no stage output
+        raise StageFailed(stage, EXIT_RUNTIME, " ".join(str(cause).split())) from None
+    raise StageFailed.from_stderr(
+        stage, f"{box['tail']}\n{DVC_FAILED}'{stage}': {cause}\n", 255
+    ) from None
 
 
 @task(retry_condition_fn=_retry_transient, log_prints=True)
 def run_stage(stage: str, root: str, env: dict[str, str], force: bool = False):
-    """`dvc repro --single-item <stage>`: a Cached state if DVC says it is up to date, a
+    """`dvc repro --single-item <stage>`: a Cached state if DVC found it up to date, a
     Restored state if DVC restored its outputs from the run-cache without running it."""
     log = get_run_logger()
-    if not force and up_to_date(Path(root), stage):
+    t0 = time.perf_counter()
+    if not repro(stage, root, env, force):
         log.info("stage %s is up to date in dvc.lock: skipped", stage)
         return Completed(name="Cached", message=f"{stage}: {HOW['Cached']}")
-    t0 = time.perf_counter()
-    repro(stage, root, env, force)
     if recorded_by(Path(root), stage) != env[runs.PARENT_ENV]:
         log.info("stage %s: %s", stage, HOW["Restored"])
         return Completed(name="Restored", message=f"{stage}: {HOW['Restored']}")

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from greenpipe import liveness
 from greenpipe.errors import GreenpipeError
+from greenpipe.tracking import known
 
 PARENT_ENV = "GREENPIPE_PARENT_RUN_ID"
 TAG_PARENT = "mlflow.parentRunId"
@@ -163,6 +164,7 @@ def open_store(tracking: Any, experiment: str, root: Path) -> Store:
     restore the experiment, and mark KILLED the runs of dead processes."""
     client, uri = open_client(tracking, root)
     exp_id = ensure_experiment(client, experiment, root / tracking.artifact_dir)
+    known.remember(root, uri, experiment, exp_id)
     reconcile_stale_runs(client, exp_id)
     return Store(client, exp_id, uri)
 

@@ -120,8 +120,10 @@ def repro(stage: str, root: str, env: dict[str, str], force: bool = False) -> bo
 
     with stderr_tail() as box:
         try:
+            # DVC resolves a bare stage name against the working directory: name the file
+            target = f"{Path(root).resolve() / 'dvc.yaml'}:{stage}"
             with open_repo(Path(root)) as repo:
-                return bool(repo.reproduce(stage, single_item=True, force=force, run_env=env))
+                return bool(repo.reproduce(target, single_item=True, force=force, run_env=env))
         except DvcException as exc:
             error = exc
     cause = error.__cause__ or error

@@ -8,6 +8,7 @@ comes from DVC's own graph of dvc.yaml.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -118,7 +119,13 @@ def repro(stage: str, root: str, env: dict[str, str], force: bool = False) -> bo
     from dvc.exceptions import DvcException
     from dvc.stage.exceptions import StageCmdFailedError
 
-    with stderr_tail() as box:
+    # DVC's progress lines ("Running stage ...", "... didn't change, skipping") stay off the
+    # console, as they did when `dvc repro`'s stdout was dropped; its warnings still show
+    dvc_log = logging.getLogger("dvc")
+    level = dvc_log.level
+    dvc_log.setLevel(logging.WARNING)
+    with stderr_tail() as box, contextlib.ExitStack() as undo:
+        undo.callback(dvc_log.setLevel, level)
         try:
             # DVC resolves a bare stage name against the working directory: name the file
             target = f"{Path(root).resolve() / 'dvc.yaml'}:{stage}"

@@ -6,13 +6,11 @@ not quote the stage's last progress-bar line as its error."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from dvcproject import DVC, dvc_project, run_child
 
-DVC = Path(sys.executable).with_name("dvc")
 pytestmark = pytest.mark.skipif(not DVC.exists(), reason="needs dvc")
 SHELLS = [s for s in ("/bin/sh", "/bin/bash") if Path(s).exists()]
 
@@ -31,19 +29,12 @@ sys.exit(1)
 
 
 def _project(tmp: Path, script: str) -> dict[str, str]:
-    from greenpipe.flows.experiment import stage_env
-
     (tmp / "stage.py").write_text(script)
-    (tmp / "dvc.yaml").write_text(
-        "stages:\n  train:\n    cmd: python stage.py\n    outs:\n      - out.txt\n"
+    return dvc_project(
+        tmp, "stages:\n  train:\n    cmd: python stage.py\n    outs:\n      - out.txt\n"
     )
-    env = {**stage_env("parent-run", f"sqlite:///{tmp}/mlflow.db"), "DVC_NO_ANALYTICS": "1"}
-    subprocess.run([str(DVC), "init", "--no-scm", "-q"], cwd=tmp, env=env, check=True)
-    return env
 
 
-# The flow's own repro() runs in a child Python: it writes to the process's stderr, which
-# must not be pytest's (in a long-lived xdist worker that closed the worker's capture file).
 RUN = """\
 import json, sys
 from greenpipe.errors import StageFailed, exit_code_for, one_line
@@ -60,13 +51,7 @@ def _repro(tmp: Path, env: dict[str, str]) -> tuple[dict, str]:
     """(the StageFailed as a dict, what the flow showed on stderr)."""
     import json
 
-    proc = subprocess.run(
-        [sys.executable, "-c", RUN, str(tmp), json.dumps(env)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    proc = run_child(RUN, tmp, env)
     assert proc.stdout.strip(), f"repro raised no StageFailed:\n{proc.stderr[-2000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
 

@@ -146,9 +146,9 @@ def main(argv: list[str] | None = None) -> None:
         f"ratio {ratio:.3f} (overhead {100 * (ratio - 1):.1f}%); flow outside stages "
         f"{flow_cost:.1f} s"
     )
-    n_imports = sum(imports[stage.partition("@")[2]] for stage, _ in commands)
     dvc_fixed = None
     if dvc_wall is not None:
+        n_imports = sum(imports[stage.partition("@")[2]] for stage, _ in commands)
         dvc_fixed = (dvc_wall - wall_b - n_imports) / len(commands)
         print(
             f"plain dvc repro {dvc_wall:.1f} s, ratio {dvc_wall / wall_b:.3f}; fixed cost per "

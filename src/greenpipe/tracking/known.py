@@ -1,6 +1,6 @@
 """The experiment ids a tracking store gave, remembered in the repo (.dvc/tmp/), so that a
 `greenpipe run` with nothing to do prints the experiment's MLflow link without importing
-MLflow and opening its store (about 3 s of the 3 s such a run may take).
+MLflow and opening its store (about 3 s on 2 cores, more than the rest of such a run).
 
 Only a hint: an entry is used only for the same tracking URI and experiment name, and for a
 SQLite store only while the database file is the one the entry was made with (same inode,

@@ -169,8 +169,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def flush_records(root: Path) -> int:
+    """Log the stage run records not yet in MLflow (waiting for a detached logger that is
+    logging them); how many this process logged."""
+    from greenpipe.tracking import recorder, records
+
+    return len(recorder.flush(records.folder(root, {})))
+
+
+def cmd_flush(args: argparse.Namespace) -> int:
+    n = flush_records(Path(args.root).resolve())
+    print(f"greenpipe: every stage run record is in MLflow ({n} logged now)", file=sys.stderr)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
+    flush_records(root)  # right after `dvc repro`, its last records may still be on their way
     report(root, args.out, args.energy, args.experiment, not args.no_tag, args.sweep)
     return 0
 
@@ -334,6 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
     sub.add_parser("validate", help="check params.yaml and exit").set_defaults(fn=cmd_validate)
     sub.add_parser("stages", help="list the stages in graph order").set_defaults(fn=cmd_stages)
+    sub.add_parser(
+        "flush",
+        help="log the stage run records not yet in MLflow (waits for the background logger "
+        "that `dvc repro` stages start)",
+    ).set_defaults(fn=cmd_flush)
     rep = sub.add_parser("report", help="Pareto report over all runs of the MLflow experiment")
     rep.add_argument(
         "--energy",

@@ -31,7 +31,7 @@ from greenpipe.errors import (
 )
 from greenpipe.graph import open_repo, stage_graph
 from greenpipe.report import summary
-from greenpipe.tracking import ledger, runs
+from greenpipe.tracking import ledger, recorder, records, runs
 from greenpipe.tracking import provenance as prov
 
 # a failed stage reaches the console as its one-line error (GREENPIPE_DEBUG=1: tracebacks);
@@ -56,6 +56,7 @@ def stage_env(parent_run_id: str, tracking_uri: str) -> dict[str, str]:
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env[runs.PARENT_ENV] = parent_run_id
     env["MLFLOW_TRACKING_URI"] = tracking_uri
+    env[records.LOGGED_BY_ENV] = str(os.getpid())  # this flow logs its stages' records
     return env
 
 
@@ -147,7 +148,11 @@ def run_stage(stage: str, root: str, env: dict[str, str], force: bool = False):
     Restored state if DVC restored its outputs from the run-cache without running it."""
     log = get_run_logger()
     t0 = time.perf_counter()
-    if not repro(stage, root, env, force):
+    try:
+        ran = repro(stage, root, env, force)
+    finally:  # the stage's run record (FINISHED or FAILED) into MLflow, from this process
+        recorder.flush(records.folder(Path(root), env), parent=env[runs.PARENT_ENV])
+    if not ran:
         log.info("stage %s is up to date in dvc.lock: skipped", stage)
         return Completed(name="Cached", message=f"{stage}: {HOW['Cached']}")
     if recorded_by(Path(root), stage) != env[runs.PARENT_ENV]:
@@ -200,6 +205,7 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
     params = load_params(root_p / "params.yaml")
     graph = stage_graph(root_p)
     store, parent = open_parent(root_p, params, str(flow_run.name or "local"))
+    recorder.drain_if_free(records.folder(root_p))  # records a killed run left: logged now
     env = stage_env(parent, store.uri)
     task_opts = {
         "retries": params.orchestration.retries,

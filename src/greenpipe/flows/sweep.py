@@ -24,7 +24,7 @@ from greenpipe.flows.cluster import shipped_env
 from greenpipe.graph import stage_order
 from greenpipe.report import summary
 from greenpipe.sweep import Variant, apply, load_plan
-from greenpipe.tracking import ledger, runs
+from greenpipe.tracking import ledger, recorder, records, runs
 from greenpipe.tracking import provenance as prov
 
 # a failed variant reaches the console as its one-line reason (GREENPIPE_DEBUG=1: tracebacks);
@@ -147,6 +147,9 @@ def run_variant(root: str, exp_name: str, set_args: list[str], env: dict) -> dic
         capture_output=True,
         text=True,
     )
+    # the variant's run records, logged by the detached logger its stages started (on this
+    # worker's machine): in MLflow before the sweep brings the variant's ledger up to date
+    recorder.flush(records.folder(Path(root)), parent=env[runs.PARENT_ENV])
     lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
     # the stage's own one-line error, else DVC's last ERROR line (DVC ends with a support
     # banner that says nothing about the failure), else the last line

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from greenpipe.errors import UsageError
+from greenpipe.tracking import recorder, records
 from greenpipe.tracking.provenance import stage_metric_paths
 from greenpipe.verify import Verdict, compare_metrics, compare_outs
 
@@ -68,6 +69,8 @@ def rerun(ws: Path, stages: list[str]) -> dict[str, Any]:
         )
         if proc.returncode != 0:
             raise RuntimeError(f"stage {stage} failed in the verification workspace {ws}")
+    # the re-runs' records into the workspace's own MLflow store before it can be removed
+    recorder.flush(records.folder(ws, {}))
     return yaml.safe_load((ws / "dvc.lock").read_text())
 
 

@@ -97,8 +97,20 @@ def _sum(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _source(energy: dict[str, Any]) -> str:
-    """The run that recorded an energy block (its `record`), or "unknown"."""
-    return str((energy.get("record") or {}).get("run_id", "unknown"))
+    """The record that an energy block came from (its `record`: the record id, or the run id
+    of files written before stages wrote run records), or "unknown"."""
+    rec = energy.get("record") or {}
+    return str(rec.get("record_id") or rec.get("run_id") or "unknown")
+
+
+def _source_run(store, energy: dict[str, Any]) -> str:
+    """The MLflow run that logged the block's record (tag greenpipe.record_id), or its id."""
+    rec = energy.get("record") or {}
+    if not rec.get("record_id"):
+        return _source(energy)
+    flt = f"tags.`greenpipe.record_id` = '{rec['record_id']}'"
+    found = store.client.search_runs([store.exp_id], flt, max_results=1)
+    return found[0].info.run_id if found else "unknown"
 
 
 def _inherit(store, parent: str, stage: str, energy: dict[str, Any], how: str) -> None:
@@ -110,7 +122,8 @@ def _inherit(store, parent: str, stage: str, energy: dict[str, Any], how: str) -
         "greenpipe.stage": stage,
         TAG_INHERITED: "true",
         "greenpipe.how": how,
-        "greenpipe.inherited_from": _source(energy),
+        "greenpipe.inherited_record": _source(energy),
+        "greenpipe.inherited_from": _source_run(store, energy),
         TAG_MODE: str(energy.get("tracking_mode", "unknown")),
         "mlflow.note.content": f"{how}: no code ran and no energy was spent by this run. "
         "The inherited_* figures are those recorded by the run that produced the outputs.",
@@ -120,6 +133,11 @@ def _inherit(store, parent: str, stage: str, energy: dict[str, Any], how: str) -
     metrics = {f"inherited_{k}": v for k, v in figures(energy).items()}
     runs.log_metrics(store.client, run.info.run_id, metrics)
     store.client.set_terminated(run.info.run_id, "FINISHED")
+
+
+def _inherited_record(child) -> str | None:
+    tags = child.data.tags
+    return tags.get("greenpipe.inherited_record") or tags.get("greenpipe.inherited_from")
 
 
 def _group_total(rows: list[tuple[str, dict[str, float]]], label: str) -> tuple[dict, str]:
@@ -154,7 +172,7 @@ def reconcile(
         if stage in spent_names or energy is None:
             continue
         old = inherited.get(stage)
-        if old is not None and old.data.tags.get("greenpipe.inherited_from") != _source(energy):
+        if old is not None and _inherited_record(old) != _source(energy):
             client.delete_run(old.info.run_id)  # DVC has since restored another run's outputs
             old = None
         if old is None:

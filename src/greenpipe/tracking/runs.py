@@ -162,8 +162,16 @@ def open_client(tracking: Any, root: Path) -> tuple[Any, str]:
 def open_store(tracking: Any, experiment: str, root: Path) -> Store:
     """The one way to open the tracking store for writing: `open_client`, then create or
     restore the experiment, and mark KILLED the runs of dead processes."""
-    client, uri = open_client(tracking, root)
-    exp_id = ensure_experiment(client, experiment, root / tracking.artifact_dir)
+    uri = resolve_tracking_uri(tracking.mlflow_uri, root)
+    check_reachable(uri)
+    return store_at(uri, experiment, root / tracking.artifact_dir, root)
+
+
+def store_at(uri: str, experiment: str, artifact_root: Path, root: Path) -> Store:
+    """open_store on a resolved tracking URI (a stage record's): the experiment created or
+    restored, its id remembered for `root`, the runs of dead processes marked KILLED."""
+    client = client_for(uri)
+    exp_id = ensure_experiment(client, experiment, artifact_root)
     known.remember(root, uri, experiment, exp_id)
     reconcile_stale_runs(client, exp_id)
     return Store(client, exp_id, uri)
@@ -193,12 +201,18 @@ def run_url(store: Store, run_id: str) -> str:
 
 
 def create_parent(
-    store: Store, name: str, driver: str, params_flat: dict[str, Any], tags: dict[str, str]
+    store: Store,
+    name: str,
+    driver: str,
+    params_flat: dict[str, Any],
+    tags: dict[str, str],
+    start_ms: int | None = None,
 ) -> str:
     """The one way to open a parent (experiment) run: its name, the driver that made it
-    (prefect, dvc, sweep, manual), process tags for stale-run reconciliation, and every param."""
+    (prefect, dvc, sweep, manual), process tags for stale-run reconciliation, every param,
+    and its start (ms since the epoch; now by default)."""
     all_tags = {TAG_ROLE: "experiment", "greenpipe.driver": driver, **process_tags(), **tags}
-    run = store.client.create_run(store.exp_id, run_name=name, tags=all_tags)
+    run = store.client.create_run(store.exp_id, start_ms, tags=all_tags, run_name=name)
     log_params(store.client, run.info.run_id, params_flat)
     return run.info.run_id
 
@@ -260,29 +274,42 @@ def dvc_invocation() -> tuple[str, str] | None:
     return None
 
 
-def find_or_create_parent(store: Store, params_flat: dict[str, Any]) -> str:
-    """The parent run a stage nests under.
+def parent_hint(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a stage knows of the parent run it nests under, without MLflow: the run id its
+    driver set (GREENPIPE_PARENT_RUN_ID: `greenpipe run`, sweeps), else the `dvc repro` /
+    `dvc exp run` process it runs under ([key, label]) and DVC's experiment name."""
+    env = os.environ if env is None else env
+    return {
+        "run_id": env.get(PARENT_ENV) or None,
+        "invocation": None if env.get(PARENT_ENV) else dvc_invocation(),
+        "dvc_exp_name": env.get("DVC_EXP_NAME") or None,
+    }
 
-    GREENPIPE_PARENT_RUN_ID (set by `greenpipe run` and sweeps) wins. Otherwise all stages
-    run by one `dvc repro` / `dvc exp run` invocation share one parent, found by a tag that
-    names the DVC process; a stage run by hand gets a parent of its own.
+
+def find_or_create_parent(store: Store, params_flat: dict[str, Any], hint: dict[str, Any]) -> str:
+    """The parent run a stage nests under (hint: parent_hint() of the stage's process).
+
+    The driver's run id wins. Otherwise all stages run by one `dvc repro` / `dvc exp run`
+    invocation share one parent, found by a tag that names the DVC process; a stage run by
+    hand gets a parent of its own.
     """
-    if os.environ.get(PARENT_ENV):
-        return os.environ[PARENT_ENV]
-    inv = dvc_invocation()
-    if inv is not None:
+    if hint.get("run_id"):
+        return hint["run_id"]
+    inv = hint.get("invocation")
+    if inv:
         flt = f"tags.`{TAG_INVOCATION}` = '{inv[0]}'"
         found = store.client.search_runs([store.exp_id], flt, max_results=1)
         if found:
             store.client.update_run(found[0].info.run_id, status="RUNNING")
             return found[0].info.run_id
     label = inv[1] if inv else "manual stage"
-    exp_name = os.environ.get("DVC_EXP_NAME")
+    exp_name = hint.get("dvc_exp_name")
     tags = {TAG_INVOCATION: inv[0]} if inv else {}
     if exp_name:
         tags["dvc.exp_name"] = exp_name
-    name = f"{exp_name or label} {time.strftime('%Y-%m-%d %H:%M:%S')}"
-    return create_parent(store, name, label.split()[0], params_flat, tags)
+    start = hint.get("started_at_unix_s") or time.time()  # the first stage's start
+    name = f"{exp_name or label} {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(start))}"
+    return create_parent(store, name, label.split()[0], params_flat, tags, int(start * 1000))
 
 
 def _log_batch(client, run_id: str, field: str, items: list, size: int) -> None:

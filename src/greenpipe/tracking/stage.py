@@ -1,19 +1,23 @@
 """`stage_run`: the one context that wraps every stage.
 
-It is three parts stacked with an ExitStack, each usable alone: the MLflow child run nested
-under the experiment's parent (`child_run`: FAILED with the one-line error if the stage
-raises), the energy span (`energy_span`: one CodeCarbon tracker around the whole stage; the
-stage's `meter.task(...)` windows are parts of it), and the metrics writer (metrics/<stage>.json
-for DVC, written only when the stage succeeds). On success the child run gets the energy
-figures (gross and active, per component, with their sources), the stage's metrics and
-artifacts, and the parent's ledger is brought up to date (greenpipe.tracking.ledger).
+It is three parts stacked with an ExitStack, each usable alone: the run record
+(`run_record`: greenpipe.tracking.records; written RUNNING at the start and FINISHED, or
+FAILED with the one-line error, at the end), the energy span (`energy_span`: one CodeCarbon
+tracker around the whole stage; the stage's `meter.task(...)` windows are parts of it), and
+the metrics writer (`metrics_writer`: metrics/<stage>.json for DVC, written only when the
+stage succeeds). The stage process never imports MLflow: a process that has it open logs
+the record as the stage's child run (greenpipe.tracking.recorder): its energy figures (gross
+and active, per component, with their sources), the stage's metrics and artifacts, and the
+parent's ledger.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ from typing import Any
 from greenpipe import artifacts
 from greenpipe.config import Params
 from greenpipe.errors import one_line
-from greenpipe.tracking import dvc_hashes, idle, ledger, runs
+from greenpipe.tracking import idle, records, runs
 from greenpipe.tracking import provenance as prov
 from greenpipe.tracking.energy import EnergyMeter, EnergyReading
 from greenpipe.tracking.idle import IdleBaseline
@@ -55,8 +59,8 @@ class StageRun:
     """Handed to the stage body: record metrics and artifacts, measure sub-spans of energy."""
 
     stage: str
-    run_id: str
-    parent_id: str
+    record_id: str
+    parent_id: str  # the driver's parent run; "" when the logger finds or makes it
     meter: EnergyMeter
     root: Path
     idle: IdleBaseline | None = None
@@ -111,56 +115,29 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB
 
 
-@dataclass
-class Child:
-    """The stage's MLflow run: its id, its parent's, and the energy block once known."""
-
-    store: runs.Store
-    run_id: str
-    parent_id: str
-    owns_parent: bool
-    backends: list[str]
-    energy: dict[str, Any] = field(default_factory=dict)
-
-
-def _create_child(store: runs.Store, stage: str, params: Params, root: Path) -> Child:
+def record_fields(stage: str, params: Params, root: Path, uri: str) -> dict[str, Any]:
+    """What the stage's run record holds besides its outcome (greenpipe.tracking.records):
+    where it ran, its parent, the tracking store, its params slice and the whole params (for
+    a parent the logger may create), and the git commit it ran on."""
+    tr = params.tracking
     flat = prov.flatten(params.model_dump(mode="json"))
-    parent = runs.find_or_create_parent(store, flat)
-    tags = {
-        runs.TAG_PARENT: parent,
-        runs.TAG_ROLE: "stage",
-        "greenpipe.stage": stage,
-        ledger.TAG_MODE: params.tracking.codecarbon_mode,
-        "mlflow.source.git.commit": prov.git_commit(root),
-        **runs.process_tags(),
-    }
-    tags.update({f"lib.{k}": v for k, v in prov.library_versions().items()})
-    tags.update({f"hw.{k}": str(v) for k, v in prov.hardware().items()})
-    tags.update(dvc_hashes.tags(root, stage, "deps"))
-    child = store.client.create_run(store.exp_id, run_name=stage, tags=tags)
     keys = prov.stage_param_keys(root, stage)
     mine = {k: v for k, v in flat.items() if any(k == p or k.startswith(p + ".") for p in keys)}
-    runs.log_params(store.client, child.info.run_id, mine)
-    owns = not os.environ.get(runs.PARENT_ENV)
-    return Child(store, child.info.run_id, parent, owns, list(params.train.backends))
-
-
-@contextlib.contextmanager
-def child_run(store: runs.Store, stage: str, params: Params, root: Path) -> Iterator[Child]:
-    """The stage's MLflow run; if the body raises: its energy so far, the one-line error,
-    status FAILED (and the parent's, when this stage opened it), and the error goes on."""
-    child = _create_child(store, stage, params, root)
-    try:
-        yield child
-    except BaseException as exc:
-        client = store.client
-        with contextlib.suppress(Exception):
-            runs.log_metrics(client, child.run_id, ledger.figures(child.energy))
-            client.set_tag(child.run_id, "greenpipe.error", one_line(exc)[:5000])
-        client.set_terminated(child.run_id, "FAILED")
-        if child.owns_parent:
-            client.set_terminated(child.parent_id, "FAILED")
-        raise
+    return {
+        "root": str(root),
+        "experiment": params.experiment,
+        "tracking": {
+            "uri": uri,
+            "artifact_root": str(root / tr.artifact_dir),
+            "codecarbon_mode": tr.codecarbon_mode,
+        },
+        "process": runs.process_tags(),
+        "parent": runs.parent_hint(),
+        "params": mine,
+        "parent_params": flat,
+        "backends": list(params.train.backends),
+        "git_commit": prov.git_commit(root),
+    }
 
 
 @contextlib.contextmanager
@@ -174,26 +151,6 @@ def energy_span(meter: EnergyMeter, box: dict) -> Iterator[dict[str, EnergyReadi
         box["reading"] = meter.stop()
 
 
-def _finish(child: Child, run: StageRun) -> None:
-    """Log the figures, metrics, tags and artifacts; close the run; update the ledger."""
-    client, energy = child.store.client, child.energy
-    prefixed = ledger.parent_keys(run.stage, {**run.metrics, "energy": energy})
-    runs.log_metrics(client, child.run_id, {**ledger.figures(energy), **prefixed})
-    runs.log_metrics(client, child.parent_id, prefixed)
-    source_tags = {f"energy.source.{comp}": src for comp, src in energy["source"].items()}
-    hashes = dvc_hashes.tags(run.root, run.stage, "outs")
-    runs.set_tags(client, child.run_id, {**source_tags, **hashes})
-    runs.set_tags(client, child.parent_id, source_tags)
-    for path in run.artifacts:
-        if path.is_file():
-            client.log_artifact(child.run_id, str(path))
-    client.set_terminated(child.run_id, "FINISHED")
-    stages = [s for s in prov.lock_stages(run.root, child.backends) if s != run.stage]
-    ledger.reconcile(child.store, child.parent_id, ledger.workspace_blocks(run.root, stages))
-    if child.owns_parent:
-        client.set_terminated(child.parent_id, "FINISHED")
-
-
 def _write_metrics(run: StageRun, metrics_path: str | Path | None, energy: dict) -> None:
     """Add the peak memory to the stage's metrics; write them with the energy block."""
     run.metrics["resources"] = {"peak_rss_mb": peak_rss_mb()}
@@ -201,15 +158,51 @@ def _write_metrics(run: StageRun, metrics_path: str | Path | None, energy: dict)
         artifacts.write_json(metrics_path, {**run.metrics, "energy": energy})
 
 
+def _end(folder: Path, rec: dict, run: StageRun, energy: dict, error: str | None) -> None:
+    """The record's outcome, written atomically, and a logger to log it."""
+    rec.update(
+        status="FAILED" if error else "FINISHED",
+        error=error,
+        ended_at_unix_s=time.time(),
+        energy=energy,
+        metrics=run.metrics,
+        files=records.keep_files(folder, rec["record_id"], run.artifacts),
+    )
+    records.write(folder, rec)
+    records.ensure_logger(folder)
+
+
+@contextlib.contextmanager
+def run_record(folder: Path, rec: dict, run: StageRun, energy: Callable[[], dict]) -> Iterator:
+    """The stage's run record: RUNNING now (and a logger started: under plain dvc repro,
+    MLflow loads while the stage works), its outcome and `energy()` block when the block ends,
+    FAILED with the one-line error if it raises (the error goes on)."""
+    records.write(folder, rec)
+    records.ensure_logger(folder)
+    try:
+        yield rec
+    except BaseException as exc:
+        _end(folder, rec, run, energy(), one_line(exc))
+        raise
+    _end(folder, rec, run, energy(), None)
+
+
+@contextlib.contextmanager
+def metrics_writer(run: StageRun, path: str | Path | None, energy: Callable[[], dict]):
+    """metrics/<stage>.json (the stage's metrics and `energy()` block) if the block succeeds."""
+    yield
+    _write_metrics(run, path, energy())
+
+
 @contextlib.contextmanager
 def stage_run(
     stage: str, params: Params, metrics_path: str | Path | None = None, root: Path | None = None
 ) -> Iterator[StageRun]:
-    """Wrap one stage: nested MLflow run + CodeCarbon + metrics JSON (see module docstring).
+    """Wrap one stage: its run record + CodeCarbon + metrics JSON (see module docstring).
 
     With GREENPIPE_TRACKING=off (benchmarks/overhead.py uses it for its bare baseline) the
-    stage runs with neither MLflow nor CodeCarbon: only the metrics JSON is written, without
-    energy figures.
+    stage runs with neither a run record nor CodeCarbon: only the metrics JSON is written,
+    without energy figures.
     """
     root = (root or Path.cwd()).resolve()
     if os.environ.get(TRACKING_ENV, "on") == "off":
@@ -218,18 +211,21 @@ def stage_run(
         _write_metrics(run, metrics_path, {"measured": False, "source": {}})
         return
     tr = params.tracking
-    store = runs.open_store(tr, params.experiment, root)
+    uri = runs.resolve_tracking_uri(tr.mlflow_uri, root)
+    runs.check_reachable(uri)  # before any energy is spent: the record would wait forever
     base = idle.baseline_for(tr)
     meter = EnergyMeter(tr.country_iso_code, tr.measure_power_secs, stage, tr.codecarbon_mode)
+    rec = records.started(records.new_id(), stage, **record_fields(stage, params, root, uri))
+    ref = {"record_id": rec["record_id"], "parent_run_id": rec["parent"]["run_id"]}
+    run = StageRun(stage, rec["record_id"], rec["parent"]["run_id"] or "", meter, root, base)
+    box: dict[str, EnergyReading | None] = {}
+
+    @functools.cache
+    def energy() -> dict:  # once the span has closed
+        return energy_block(meter, box.get("reading"), base, ref)
+
     with contextlib.ExitStack() as stack:
-        child = stack.enter_context(child_run(store, stage, params, root))
-        record = {"run_id": child.run_id, "parent_run_id": child.parent_id}
-        run = StageRun(stage, child.run_id, child.parent_id, meter, root, base)
-        box: dict[str, EnergyReading | None] = {}
-        try:
-            with energy_span(meter, box):
-                yield run
-        finally:
-            child.energy = energy_block(meter, box.get("reading"), base, record)
-        _write_metrics(run, metrics_path, child.energy)
-        _finish(child, run)
+        stack.enter_context(run_record(records.folder(root), rec, run, energy))
+        stack.enter_context(metrics_writer(run, metrics_path, energy))
+        stack.enter_context(energy_span(meter, box))
+        yield run

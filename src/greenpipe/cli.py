@@ -158,6 +158,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"{'measurement (recorded + re-runs)':<70} {'mean':>12} {'stdev':>12} {'rel':>7}")
         for key, mean, sd, rel in rows:
             print(f"{key[:70]:<70} {mean:>12.4g} {sd:>12.4g} {rel:>7.1%}")
+    for stage, mode in verdict.determinism.items():  # the recorded run's kernels
+        print(f"determinism of {stage}: {mode}")
     print(f"checked {len(verdict.checked)} outputs and metrics files")
     if not verdict.ok:
         for line in verdict.mismatches:

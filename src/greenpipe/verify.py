@@ -42,15 +42,33 @@ def is_measurement(key: str) -> bool:
 
 @dataclass
 class Verdict:
-    """What a verification found: mismatches (fail the run) and measurement spreads (info)."""
+    """What a verification found: mismatches (fail the run), measurement spreads (info), and
+    the kernels each training stage of the recorded run used (`determinism`)."""
 
     mismatches: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
     spread: dict[str, list[float]] = field(default_factory=dict)
+    determinism: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.mismatches
+
+
+def determinism(lock: dict, stages: list[str]) -> dict[str, str]:
+    """{stage: "strict (train.deterministic: true)" or "fast (...: false)"} for each of
+    `stages` whose entry in a parsed dvc.lock records a `deterministic` param: the kernels
+    its recorded run trained with. Only strict runs are expected to re-run bit for bit on a
+    GPU; on the CPU both are."""
+    out = {}
+    for stage in stages:
+        entry = (lock.get("stages") or {}).get(stage) or {}
+        params = flatten({k: v for f in (entry.get("params") or {}).values() for k, v in f.items()})
+        keys = sorted(k for k in params if k.rsplit(".", 1)[-1] == "deterministic")
+        if keys:
+            mode = "strict" if all(params[k] for k in keys) else "fast"
+            out[stage] = f"{mode} ({', '.join(f'{k}: {str(params[k]).lower()}' for k in keys)})"
+    return out
 
 
 def lock_outs(lock: dict, stage: str) -> dict[str, str]:

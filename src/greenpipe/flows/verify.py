@@ -22,7 +22,7 @@ import yaml
 from greenpipe.errors import UsageError
 from greenpipe.tracking import recorder, records
 from greenpipe.tracking.provenance import stage_metric_paths
-from greenpipe.verify import Verdict, compare_metrics, compare_outs
+from greenpipe.verify import Verdict, compare_metrics, compare_outs, determinism
 
 
 def repo_files(root: Path) -> list[str]:
@@ -90,7 +90,7 @@ def verify(root: Path, stages: list[str], repeats: int = 1, keep: bool = False) 
             f"no record of stage(s) {missing} in dvc.lock; run them first "
             "(greenpipe run) and verify afterwards"
         )
-    verdict, reruns = Verdict(), []
+    verdict, reruns = Verdict(determinism=determinism(recorded, stages)), []
     for _ in range(repeats):
         ws = make_workspace(root)
         try:

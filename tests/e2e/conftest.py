@@ -95,8 +95,13 @@ class Workspace:
         (self.path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
     def mlflow(self):
+        """The workspace's MLflow store, once every stage run record is logged to it (under
+        plain `dvc repro` the detached logger may still be logging the last ones)."""
         from mlflow.tracking import MlflowClient
 
+        from greenpipe.tracking import recorder, records
+
+        recorder.flush(records.folder(self.path, {}))
         return MlflowClient(f"sqlite:///{self.path / 'mlflow.db'}")
 
     def runs(self) -> list:

@@ -1,4 +1,5 @@
-"""Four experiments writing to one SQLite MLflow store at once lose no run and no metric."""
+"""Four experiments writing to one SQLite MLflow store at once (each process logging its own
+stages' run records, as a flow does) lose no run and no metric."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ WORKER = textwrap.dedent(
     from greenpipe.tracking.stage import stage_run
 
     import os
-    from greenpipe.tracking import runs
+    from greenpipe.tracking import recorder, records, runs
 
     i = int(sys.argv[1])
     params = Params.model_validate({"experiment": "concurrency"})
@@ -32,10 +33,14 @@ WORKER = textwrap.dedent(
     exp_id = runs.ensure_experiment(client, "concurrency", Path("mlartifacts"))
     parent = client.create_run(exp_id, run_name=f"experiment {i}").info.run_id
     os.environ[runs.PARENT_ENV] = parent  # as `greenpipe run` does for its stages
+    # and, as the flow does, this process logs its stages' records itself (a folder each)
+    os.environ[records.LOGGED_BY_ENV] = str(os.getpid())
+    os.environ["DVC_ROOT"] = str(Path.cwd() / f"w{i}")
     for stage in ("alpha", "beta"):
         with stage_run(stage, params, f"metrics/{stage}-{i}.json", root=Path.cwd()) as run:
             run.log_metrics({f"m{j}": float(i * 1000 + j) for j in range(N_METRICS)})
             run.log_metrics({"worker": i})
+        recorder.flush(records.folder(Path.cwd()), parent=parent)
     client.set_terminated(parent, "FINISHED")
     """
 ).replace("N_METRICS", str(N_METRICS))
@@ -76,7 +81,7 @@ def test_four_writers_lose_nothing(tmp_path):
         i = int(r.data.metrics[f"{r.info.run_name}/worker"])
         record = json.loads((tmp_path / f"metrics/{r.info.run_name}-{i}.json").read_text())
         e = record["energy"]
-        assert e["record"]["run_id"] == r.info.run_id
+        assert r.data.tags["greenpipe.record_id"] == e["record"]["record_id"]
         assert r.data.tags["mlflow.parentRunId"] == e["record"]["parent_run_id"]
         for key, field in (("energy_j", "energy_j"), ("cpu_energy_j", "cpu_j")):
             assert r.data.metrics[key] == pytest.approx(e[field], rel=1e-9), key

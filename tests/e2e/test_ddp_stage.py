@@ -77,6 +77,9 @@ def test_ddp_stage_is_measured_from_the_launcher_over_every_rank(tmp_path):
 
     from mlflow.tracking import MlflowClient
 
+    from greenpipe.tracking import recorder, records
+
+    recorder.flush(records.folder(tmp_path, {}))  # the detached logger's runs, all of them
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("ddp")
     found = client.search_runs([exp.experiment_id])

@@ -98,6 +98,15 @@ def _record(workspace, stage: str) -> dict:
     return json.loads((workspace.path / _metrics_path(stage)).read_text())
 
 
+def _run_of(workspace, record: dict) -> str:
+    """The MLflow run that logged a stage's run record (tag greenpipe.record_id)."""
+    found = [
+        r for r in workspace.runs() if r.data.tags.get("greenpipe.record_id") == record["record_id"]
+    ]
+    assert len(found) == 1, record
+    return found[0].info.run_id
+
+
 def _g_per_kwh(country: str) -> float:
     """The grid's carbon intensity CodeCarbon uses for `country`, from its own data."""
     spec = importlib.util.find_spec("codecarbon")
@@ -256,7 +265,8 @@ def _assert_ledger(workspace, parent, children):
     for c in inherited:
         assert "energy_j" not in c.data.metrics
         recorded = _record(workspace, c.info.run_name)["energy"]
-        assert c.data.tags["greenpipe.inherited_from"] == recorded["record"]["run_id"]
+        assert c.data.tags["greenpipe.inherited_record"] == recorded["record"]["record_id"]
+        assert c.data.tags["greenpipe.inherited_from"] == _run_of(workspace, recorded["record"])
         for key, field in RUN_KEYS.items():
             got = c.data.metrics[f"inherited_{key}"]
             assert got == pytest.approx(recorded[field], rel=1e-9), (c.info.run_name, key)
@@ -268,7 +278,7 @@ def _assert_stage_runs(workspace, children, stages):
     for r in children:
         assert r.info.status == "FINISHED", r.info.run_name
         recorded = _record(workspace, r.info.run_name)["energy"]
-        assert recorded["record"]["run_id"] == r.info.run_id, r.info.run_name
+        assert r.data.tags["greenpipe.record_id"] == recorded["record"]["record_id"]
         for key, field in RUN_KEYS.items():
             got = r.data.metrics[key]
             assert got == pytest.approx(recorded[field], rel=1e-9), (r.info.run_name, key)
@@ -292,7 +302,12 @@ def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
     for stage in stages:
         e = _record(workspace, stage)["energy"]
         _assert_energy_block(e, country, stage)
-        assert e["record"]["parent_run_id"] == parents[0].info.run_id
+        # no driver set a parent: the logger found the invocation's for the stage's record
+        assert e["record"]["parent_run_id"] is None
+        run_id = _run_of(workspace, e["record"])
+        assert workspace.mlflow().get_run(run_id).data.tags["mlflow.parentRunId"] == (
+            parents[0].info.run_id
+        )
     _assert_stage_runs(workspace, _children(runs, parents[0].info.run_id), stages)
     _assert_ledger(workspace, parents[0], _children(runs, parents[0].info.run_id))
     _assert_headline(workspace, stages)
@@ -502,7 +517,9 @@ def test_a_stage_restored_from_the_run_cache_is_recorded_as_restored(workspace):
     train = next(c for c in children if c.info.run_name == "train@torch")
     assert train.data.tags["greenpipe.inherited"] == "true"
     assert train.data.tags["greenpipe.how"].startswith("restored by DVC from its run-cache")
-    assert train.data.tags["greenpipe.inherited_from"] == before["energy"]["record"]["run_id"]
+    assert train.data.tags["greenpipe.inherited_from"] == _run_of(
+        workspace, before["energy"]["record"]
+    )
     recorded = before["energy"]["energy_j"]
     assert train.data.metrics["inherited_energy_j"] == pytest.approx(recorded)
     assert parent.data.metrics["train/torch/energy/energy_j"] == pytest.approx(recorded)

@@ -54,10 +54,11 @@ class Stores:
 STORES = Stores()  # a flow logs its records after every stage: one store open per process
 
 
-def _logged_run(store: runs.Store, record_id: str) -> str | None:
+def _logged_run(store: runs.Store, record_id: str) -> tuple[str, str] | None:
+    """(run id, parent id) of the run that already logged the record, if one did."""
     flt = f"tags.`{TAG_RECORD}` = '{record_id}'"
     found = store.client.search_runs([store.exp_id], flt, max_results=1)
-    return found[0].info.run_id if found else None
+    return (found[0].info.run_id, found[0].data.tags[runs.TAG_PARENT]) if found else None
 
 
 def _tags(rec: dict[str, Any], parent: str, root: Path) -> dict[str, str]:
@@ -93,11 +94,11 @@ def _error_of(rec: dict[str, Any]) -> str | None:
 def log_record(store: runs.Store, rec: dict[str, Any], path: Path) -> tuple[str, str]:
     """The record as its stage's child run (see module docstring): (run id, parent id)."""
     client, root = store.client, Path(rec["root"])
-    hint = {**rec["parent"], "started_at_unix_s": rec["started_at_unix_s"]}
-    parent = runs.find_or_create_parent(store, rec["parent_params"], hint)
     existing = _logged_run(store, rec["record_id"])
     if existing:
-        return existing, parent
+        return existing
+    hint = {**rec["parent"], "started_at_unix_s": rec["started_at_unix_s"]}
+    parent = runs.find_or_create_parent(store, rec["parent_params"], hint)
     start_ms = int(rec["started_at_unix_s"] * 1000)
     run = client.create_run(
         store.exp_id, start_time=start_ms, tags=_tags(rec, parent, root), run_name=rec["stage"]
@@ -166,22 +167,25 @@ def drain_locked(
 
 def drain_if_free(folder: Path) -> list[str]:
     """drain_locked unless a detached logger holds the folder (it logs them itself)."""
+    if not folder.is_dir():
+        return []
     with records.logger_lock(folder, wait=False) as mine:
         return drain_locked(folder) if mine else []
 
 
 def flush(folder: Path, parent: str | None = None, timeout_s: float = 600.0) -> list[str]:
-    """Log the ready records of `folder` now; while a detached logger holds the folder, wait
-    instead until it has logged those of `parent` (every record, without one)."""
+    """Log the ready records of `folder` now (those of stages that ended or died); while a
+    detached logger holds the folder, wait instead until it has logged the ready records of
+    `parent` (every parent's, without one)."""
     deadline = time.monotonic() + timeout_s
-    while True:
+    while folder.is_dir():  # no folder: no stage has written a record here
         with records.logger_lock(folder, wait=False) as mine:
             if mine:
                 return drain_locked(folder)
-        left = [
+        left = [  # a stage still running is not waited for: its record is not ready
             r
             for _, r in records.pending(folder)
-            if parent in (None, (r.get("parent") or {}).get("run_id"))
+            if records.ready(r) and parent in (None, (r.get("parent") or {}).get("run_id"))
         ]
         if not left:
             return []
@@ -191,6 +195,7 @@ def flush(folder: Path, parent: str | None = None, timeout_s: float = 600.0) -> 
                 f"{timeout_s:.0f} s; see {folder / records.LOG} (they are logged at the next start)"
             )
         time.sleep(POLL_S)
+    return []
 
 
 def _serve_locked(folder: Path, linger_s: float, failed: dict[str, str]) -> None:

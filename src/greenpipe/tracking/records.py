@@ -95,8 +95,13 @@ def pending(records: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def owner_gone(record: dict[str, Any]) -> bool:
+    """The stage process that wrote the record (its `process` tags: machine, pid, start) is
+    certainly gone (greenpipe.liveness.gone)."""
     proc = record.get("process") or {}
-    return liveness.gone(proc.get("machine"), int(proc.get("pid", 0)), proc.get("pid_started"))
+    pid, started = str(proc.get("greenpipe.pid", "")), proc.get("greenpipe.pid_started")
+    if not pid.isdigit():
+        return False
+    return liveness.gone(proc.get("greenpipe.machine"), int(pid), float(started or 0) or None)
 
 
 def ready(record: dict[str, Any]) -> bool:

@@ -148,11 +148,7 @@ def run_stage(stage: str, root: str, env: dict[str, str], force: bool = False):
     Restored state if DVC restored its outputs from the run-cache without running it."""
     log = get_run_logger()
     t0 = time.perf_counter()
-    try:
-        ran = repro(stage, root, env, force)
-    finally:  # the stage's run record (FINISHED or FAILED) into MLflow, from this process
-        recorder.flush(records.folder(Path(root), env), parent=env[runs.PARENT_ENV])
-    if not ran:
+    if not repro(stage, root, env, force):
         log.info("stage %s is up to date in dvc.lock: skipped", stage)
         return Completed(name="Cached", message=f"{stage}: {HOW['Cached']}")
     if recorded_by(Path(root), stage) != env[runs.PARENT_ENV]:
@@ -195,6 +191,22 @@ def deployment_root(root: str) -> Path:
     return root_p
 
 
+def run_graph(
+    graph: dict[str, list[str]], root: str, env: dict, force: bool, opts: dict, outcome: dict
+) -> None:
+    """One run_stage task per stage, in graph order; each stage's state name into `outcome`;
+    the first failed stage's error is raised."""
+    states: dict = {}
+    for stage, upstream in graph.items():
+        # wait_for: the UI's graph draws dvc.yaml's edges (DVC still runs one at a time)
+        state = run_stage.with_options(name=stage, task_run_name=stage, **opts)(
+            stage, root, env, force, wait_for=[states[u] for u in upstream], return_state=True
+        )
+        states[stage], outcome[stage] = state, state.name
+        if state.is_failed():
+            state.result()  # re-raise the stage's error
+
+
 @flow(name="greenpipe-experiment", log_prints=True)
 def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
     """Run every dvc.yaml stage in graph order under one MLflow parent run (a deployment's
@@ -212,22 +224,11 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
         "retry_delay_seconds": params.orchestration.retry_delays() or 0,
     }
     outcome: dict[str, str] = {}
-    states: dict = {}
     status = "FAILED"
     try:
-        for stage, upstream in graph.items():
-            # wait_for: the UI's graph draws dvc.yaml's edges (DVC still runs one at a time)
-            state = run_stage.with_options(name=stage, task_run_name=stage, **task_opts)(
-                stage,
-                str(root_p),
-                env,
-                force,
-                wait_for=[states[u] for u in upstream],
-                return_state=True,
-            )
-            states[stage], outcome[stage] = state, state.name
-            if state.is_failed():
-                state.result()  # re-raise the stage's error
+        # the stages' run records are logged to MLflow by this process, as they end
+        with recorder.Pump(records.folder(root_p)):
+            run_graph(graph, str(root_p), env, force, task_opts, outcome)
         status = "FINISHED"
     finally:
         how = {s: HOW[st] for s, st in outcome.items() if st in HOW}

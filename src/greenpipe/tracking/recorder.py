@@ -198,6 +198,39 @@ def flush(folder: Path, parent: str | None = None, timeout_s: float = 600.0) -> 
     return []
 
 
+class Pump:
+    """Log a folder's records from a thread of this process as they become ready (every
+    `POLL_S`), so that a flow's stages do not wait for their runs to be logged: the logging
+    overlaps the next stage. `close()` stops it and logs what is left (waiting for a detached
+    logger that holds the folder), raising if a record could not be logged."""
+
+    def __init__(self, folder: Path, interval_s: float = POLL_S) -> None:
+        self.folder, self.failed = folder, {}
+        self._stop = threading.Event()
+        self._interval = interval_s
+        self._thread = threading.Thread(target=self._run, name="greenpipe-records", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            if not self.folder.is_dir():
+                continue
+            with records.logger_lock(self.folder, wait=False) as mine:
+                if mine:
+                    drain_locked(self.folder, STORES, self.failed)
+
+    def __enter__(self) -> Pump:
+        self._thread.start()
+        return self
+
+    def close(self) -> list[str]:
+        self._stop.set()
+        self._thread.join()
+        return flush(self.folder)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _serve_locked(folder: Path, linger_s: float, failed: dict[str, str]) -> None:
     stores, quiet_since = Stores(), time.monotonic()
     while time.monotonic() - quiet_since < linger_s:

@@ -74,6 +74,7 @@ def launch_ddp(args, params, nproc: int) -> int:
     process mode counts torchrun and every rank (its children), not rank 0 alone."""
     from greenpipe.backends.torch import distributed as ddp
 
+    ddp.check_nproc(nproc)  # before the stage's run opens: a config error, not a failed run
     stage = stage_run("train@torch", params, args.metrics)
     with stage as run, tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "rank0.json"

@@ -294,7 +294,13 @@ class FitConfig(_Section):
     """Optimisation budget shared by train and distill; `precision` of the forward and
     backward passes: fp32, bf16 (torch CPU/CUDA autocast, Keras mixed_bfloat16), fp16 (CUDA
     only, with loss scaling) or auto (fp16 on a CUDA GPU or a TensorFlow GPU, fp32 on the CPU,
-    where bf16 pays only with native bf16 units: measure it with benchmarks/precision.py)."""
+    where bf16 pays only with native bf16 units: measure it with benchmarks/precision.py).
+
+    `deterministic`: true trains with deterministic kernels only (the same seed gives the
+    same weights, on a GPU too), and fails in one line naming an op that has none (on a GPU,
+    e.g. the backward pass of global average pooling); false lets the framework pick its
+    fastest kernels (cuDNN autotuning, atomic adds), whose results may differ between runs.
+    On the CPU both give the same results."""
 
     epochs: int = Field(30, ge=1, le=1000)
     batch_size: int = Field(64, ge=1, le=65536)
@@ -302,6 +308,7 @@ class FitConfig(_Section):
     weight_decay: float = Field(0.0, ge=0, le=1)
     patience: int = Field(5, ge=1, le=1000)
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "auto"
+    deterministic: bool = True
 
 
 BackendName = Literal["torch", "tensorflow"]

@@ -76,6 +76,8 @@ def test_unknown_key_is_named(raw, key):
         ("tracking", "country_iso_code", "fra"),
         ("data", "source", "tfrecord"),
         ("compress", "level", 10),
+        ("train", "deterministic", "sometimes"),
+        ("distill", "deterministic", 2),
     ],
 )
 def test_bad_value_names_the_key(section, field, value):
@@ -93,6 +95,7 @@ def test_bad_value_names_the_key(section, field, value):
         ("distill", "alpha", 1.0),
         ("tracking", "country_iso_code", "USA"),
         ("compress", "level", 9),
+        ("train", "deterministic", False),
     ],
 )
 def test_boundary_values_are_accepted(section, field, value):

@@ -27,6 +27,16 @@ class NotApplicable(GreenpipeError):
     model instead of failing the stage."""
 
 
+def no_deterministic_kernel(op: str, device: str) -> GreenpipeError:
+    """The one-line error of a strict (`deterministic: true`) fit that reached an op without
+    a deterministic kernel on `device`: both backends raise it."""
+    return GreenpipeError(
+        f"{op} has no deterministic kernel on {device}, and deterministic training is on; set "
+        "deterministic: false in the params section that trains this model (train or distill) "
+        "for fast kernels whose results may differ between runs"
+    )
+
+
 BN_KEYS = ("gamma", "beta", "mean", "var")
 WEIGHTED_OPS = ("conv", "dwconv", "dense", "bn")
 """The graph ops whose layers carry `Weights` entries."""
@@ -130,6 +140,12 @@ class Backend(Protocol):
     name: str
 
     def device(self) -> dict[str, Any]: ...
+
+    def device_of(self, model: Any) -> str:
+        """Where `predict` runs `model`: the framework's device ("cuda", "gpu" or "cpu") for
+        its own models, "cpu" for a runtime's (ONNX Runtime, AOTInductor, TFLite run on the
+        CPU here)."""
+        ...
 
     def seed_everything(self, seed: int) -> None: ...
 

@@ -183,6 +183,8 @@ def test_quantize_is_small_accurate_and_round_trips(be, trained, data, tmp_path,
     torch_dynamic = (be.name, mode) == ("torch", "dynamic")
     assert q_size <= float_size / (2 if be.name == "torch" else 3)
     assert qm.meta.items() >= {**model.meta, "quantized": mode}.items()
+    # evaluate records where each model ran: int8 always on the CPU, float on the backend's
+    assert be.device_of(qm) == "cpu" and be.device_of(model) == be.device()["device"]
     q_logits = be.predict(qm, x)
     assert q_logits.dtype == np.float32 and q_logits.shape == (len(x), CLASSES)
     assert _acc(q_logits, y) >= _acc(be.predict(model, x), y) - 0.05

@@ -3,6 +3,8 @@ keep is in test_contract.py."""
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_loading_a_model_leaves_torchs_random_generator_alone(tmp_path):
     """Only building a model seeds torch; loading one must not reset the generator a stage
@@ -24,3 +26,104 @@ def test_loading_a_model_leaves_torchs_random_generator_alone(tmp_path):
     torch.rand(5)
     be.load(tmp_path / "m")
     assert torch.equal(torch.rand(5), expected)
+
+
+def test_importing_the_backend_hides_no_determinism_warning():
+    """A global filter once hid every 'does not have a deterministic implementation'
+    warning, so a GPU fit could run nondeterministic kernels without a word."""
+    import warnings
+
+    import greenpipe.backends.torch  # noqa: F401
+
+    hidden = [f for f in warnings.filters if f[1] is not None and "determin" in f[1].pattern]
+    assert hidden == []
+
+
+def test_the_cublas_workspace_is_set_before_any_gpu_work(monkeypatch):
+    """cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it starts (the first matrix product on a
+    GPU): the backend sets it when it is made, before any model is built or loaded."""
+    import os
+
+    from greenpipe.backends.torch import TorchBackend
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    TorchBackend()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # the user's own choice stays
+    TorchBackend()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+
+
+def _split(n: int, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 8, 8, 1), dtype=np.float32), rng.integers(0, 3, n)
+
+
+def test_an_epoch_reads_its_loss_from_the_device_once_not_once_per_batch(monkeypatch):
+    """`.item()` waits for the GPU: one per epoch (train) and one per val pass, whatever the
+    number of batches."""
+    import os
+    import sys
+
+    import torch
+
+    from greenpipe.backends import get_backend
+    from greenpipe.config import FitConfig, ModelArch, ModelSpec
+
+    be = get_backend("torch")
+    be.seed_everything(0)
+    model = be.build(ModelSpec(cnn=ModelArch(channels=(4,), hidden=8)), (8, 8, 1), 3)
+    calls, real = [], torch.Tensor.item
+
+    def item(t):  # counted where greenpipe's loop calls it (Adam reads its CPU step counter)
+        if sys._getframe(1).f_code.co_filename.endswith(os.path.join("torch", "loops.py")):
+            calls.append(t.shape)
+        return real(t)
+
+    monkeypatch.setattr(torch.Tensor, "item", item)
+    data = {"train": _split(128), "val": _split(64, 1)}
+    be.fit(model, data, FitConfig(epochs=2, batch_size=8, patience=5), desc="t")  # 16 batches
+    assert 0 < len(calls) <= 2 * 3, len(calls)
+
+
+class _PutModel:
+    """A module whose forward pass calls `put_`, which has no deterministic CPU kernel."""
+
+    def __new__(cls):
+        import torch
+        from torch import nn
+
+        class PutNet(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(64, 3)
+
+            def forward(self, x):
+                z = self.fc(x.flatten(1))
+                return z.clone().put_(torch.tensor([0]), torch.tensor([0.0]))
+
+        return PutNet()
+
+
+def test_a_strict_fit_names_the_op_without_a_deterministic_kernel_and_a_fast_one_runs():
+    import torch
+    import torch.nn.functional as F
+
+    from greenpipe.backends.torch.loops import train_loop
+    from greenpipe.config import FitConfig
+    from greenpipe.errors import GreenpipeError
+
+    data = {"train": _split(32), "val": _split(16, 1)}
+
+    def ce(logits, _aux, y):
+        return F.cross_entropy(logits, y)
+
+    strict = FitConfig(epochs=1, batch_size=16, patience=1, deterministic=True)
+    with pytest.raises(GreenpipeError, match=r"^put_ has no deterministic kernel on cpu.*"):
+        train_loop(_PutModel(), data, strict, torch.device("cpu"), 0, "t", ce)
+    assert not torch.are_deterministic_algorithms_enabled()  # the previous setting is back
+    fast = strict.model_copy(update={"deterministic": False})
+    hist = train_loop(_PutModel(), data, fast, torch.device("cpu"), 0, "t", ce)
+    assert len(hist.epochs) == 1

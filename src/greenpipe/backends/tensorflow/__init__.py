@@ -29,7 +29,7 @@ from greenpipe.backends.tensorflow import export as rt
 from greenpipe.backends.tensorflow import precision as pr
 from greenpipe.backends.tensorflow import quantize as q
 from greenpipe.backends.tensorflow import weights as nw
-from greenpipe.backends.tensorflow.loops import cross_entropy, predictor, train_loop
+from greenpipe.backends.tensorflow.loops import cross_entropy, kernels, predictor, train_loop
 from greenpipe.backends.tensorflow.models import build_graph, trainable_count
 from greenpipe.backends.tensorflow.serialize import read_meta, save_keras
 from greenpipe.config import ConfigError, DistillConfig, FitConfig, ModelSpec, OptimizeConfig
@@ -49,16 +49,27 @@ def _bad_file(path: Path, why: str) -> GreenpipeError:
     return GreenpipeError(f"cannot load model '{path}' ({why}); re-run the stage that writes it")
 
 
+def grow_gpu_memory(config: Any = None) -> list:
+    """Let TensorFlow take GPU memory as it needs it, not all of it at start-up (its default),
+    which leaves none for another process: the peak-memory probes, torch, a second stage.
+    Must run before TensorFlow first uses a GPU; `config` is tf.config (a stand-in in tests).
+    Returns the GPUs."""
+    config = tf.config if config is None else config
+    gpus = config.list_physical_devices("GPU")
+    for gpu in gpus:
+        config.experimental.set_memory_growth(gpu, True)
+    return gpus
+
+
 class TensorFlowBackend:
-    """Keras on a GPU (mixed float16 with float32 logits) when one is visible, else the CPU."""
+    """Keras on a GPU when one is visible (memory taken as needed; train.precision auto
+    trains in mixed float16 there), else the CPU. Models are built and saved in float32."""
 
     name = "tensorflow"
 
     def __init__(self) -> None:
-        self._gpus = tf.config.list_physical_devices("GPU")
+        self._gpus = grow_gpu_memory()
         self._seed = 0
-        if self._gpus:
-            keras.mixed_precision.set_global_policy("mixed_float16")
 
     def device(self) -> dict[str, Any]:
         gpu = bool(self._gpus)
@@ -72,13 +83,19 @@ class TensorFlowBackend:
             "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
         }
 
+    def device_of(self, model: Model) -> str:
+        """ "cpu" for TFLite and ONNX Runtime models, else "gpu" with a GPU, "cpu" without."""
+        if isinstance(model, (q.TFLiteModel, ox.OnnxModel)):
+            return "cpu"
+        return "gpu" if self._gpus else "cpu"
+
     def seed_everything(self, seed: int) -> None:
-        """Seed Python, NumPy, TensorFlow and Keras; deterministic kernels (op determinism)."""
+        """Seed Python, NumPy, TensorFlow and Keras. Whether a fit's kernels are
+        deterministic is its config's `deterministic` (see loops.kernels)."""
         self._seed = seed
         random.seed(seed)
         np.random.seed(seed % 2**32)
         keras.utils.set_random_seed(seed % 2**32)
-        tf.config.experimental.enable_op_determinism()
 
     def build(self, spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
         """The model of a model section: a built-in graph's functional model, or the user's
@@ -118,7 +135,8 @@ class TensorFlowBackend:
     def distill(self, student, teacher, data: dict, cfg: DistillConfig, desc: str) -> History:
         """KD (`cfg.loss`); the teacher's train-split logits are computed once (it is frozen)."""
         loss = build_loss(cfg.loss, temperature=cfg.temperature, alpha=cfg.alpha)
-        z_t = self.predict(teacher, data["train"][0], batch_size=512)
+        with kernels(cfg.deterministic):  # the soft targets are part of the fit
+            z_t = self.predict(teacher, data["train"][0], batch_size=512)
         policy = pr.policy_of(cfg.precision, bool(self._gpus))
         with pr.trained_in(student, policy) as m:
             hist = train_loop(m, data, cfg, self._seed, desc, loss, aux=z_t, mixed=_scaled(policy))
@@ -141,7 +159,9 @@ class TensorFlowBackend:
             raise GreenpipeError("the model is already int8; quantize the float .keras model")
         meta = {**model.meta, "quantized": cfg.quantization, "params": trainable_count(model)}
         try:
-            flat = q.convert(model, calib_x[: cfg.calibration_samples], cfg.quantization)
+            flat = q.convert(
+                pr.as_float32(model), calib_x[: cfg.calibration_samples], cfg.quantization
+            )
         except GreenpipeError as exc:  # a user's layers the converter cannot lower: a reason
             if "custom" in model.meta:
                 raise NotApplicable(str(exc)) from None

@@ -9,15 +9,16 @@ epoch (reduce_retracing).
 
 from __future__ import annotations
 
+import contextlib
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from greenpipe.backends.base import EarlyStopping, History
+from greenpipe.backends.base import EarlyStopping, History, no_deterministic_kernel
 from greenpipe.config import FitConfig
 
 LossFn = Callable[[tf.Tensor, tf.Tensor | None, tf.Tensor], tf.Tensor]
@@ -101,6 +102,29 @@ def _epoch(step, x, y, aux, batch_size: int, rng: np.random.Generator) -> float:
     return float(np.dot([float(v) for v in losses], sizes) / len(x))
 
 
+@contextlib.contextmanager
+def kernels(deterministic: bool) -> Iterator[None]:
+    """Run the block with TensorFlow's op determinism on (strict: an op without a
+    deterministic kernel raises a one-line GreenpipeError naming it) or off (fastest
+    kernels); the previous setting comes back after."""
+    from tensorflow.python.framework import config  # op determinism can only be read here
+
+    before = config.is_op_determinism_enabled()
+    if deterministic:
+        config.enable_op_determinism()
+    else:
+        config.disable_op_determinism()
+    try:
+        yield
+    except tf.errors.UnimplementedError as exc:
+        if "eterministic" not in exc.message:
+            raise
+        what = exc.message.strip().splitlines()[0][:200] if exc.message.strip() else "an op"
+        raise no_deterministic_kernel(f"TensorFlow ({what})", "this device") from None
+    finally:
+        (config.enable_op_determinism if before else config.disable_op_determinism)()
+
+
 def make_optimizer(cfg: FitConfig, mixed: bool) -> keras.optimizers.Optimizer:
     """Adam at cfg.lr, wrapped for dynamic loss scaling when training in mixed precision."""
     opt = keras.optimizers.Adam(learning_rate=cfg.lr)
@@ -133,16 +157,18 @@ def train_loop(
     hist = History()
     stop = EarlyStopping(cfg.patience, model.get_weights, model.set_weights)  # NumPy copies
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", leave=True, mininterval=1.0)
-    for epoch in bar:
-        train_loss = _epoch(step, x_tr, y_tr, aux, cfg.batch_size, rng)
-        val_loss, val_acc = evaluate_loss(evaluate, x_va, y_va)
-        hist.epochs.append(
-            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}
-        )
-        post = {"loss": f"{train_loss:.3f}", "val_loss": f"{val_loss:.3f}", "acc": f"{val_acc:.3f}"}
-        bar.set_postfix(post, refresh=False)  # redraws are throttled by mininterval
-        if stop.update(val_loss):
-            break
+    with kernels(cfg.deterministic):
+        for epoch in bar:
+            train_loss = _epoch(step, x_tr, y_tr, aux, cfg.batch_size, rng)
+            val_loss, val_acc = evaluate_loss(evaluate, x_va, y_va)
+            hist.epochs.append(
+                {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}
+            )
+            post = {"loss": f"{train_loss:.3f}", "val_loss": f"{val_loss:.3f}"}
+            post["acc"] = f"{val_acc:.3f}"
+            bar.set_postfix(post, refresh=False)  # redraws are throttled by mininterval
+            if stop.update(val_loss):
+                break
     bar.close()
     stop.restore(hist)
     return hist

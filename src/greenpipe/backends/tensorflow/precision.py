@@ -35,12 +35,26 @@ def trained_in(model: keras.Model, policy: str) -> Iterator[keras.Model]:
     if policy == model.dtype_policy.name:
         yield model
         return
+    clone = under_policy(model, policy)
+    yield clone
+    model.set_weights(clone.get_weights())
 
-    def under_policy(layer: keras.layers.Layer) -> keras.layers.Layer:
+
+def under_policy(model: keras.Model, policy: str) -> keras.Model:
+    """A clone of `model` with every layer under `policy`, holding `model`'s weights."""
+
+    def relayer(layer: keras.layers.Layer) -> keras.layers.Layer:
         # each layer's config names its dtype policy: the global policy alone changes nothing
         return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
 
-    clone = keras.models.clone_model(model, clone_function=under_policy)
+    clone = keras.models.clone_model(model, clone_function=relayer)
     clone.set_weights(model.get_weights())
-    yield clone
-    model.set_weights(clone.get_weights())
+    return clone
+
+
+def as_float32(model: keras.Model) -> keras.Model:
+    """`model` itself if it computes in float32, else a float32 clone with its weights: the
+    TFLite converter's full-integer mode cannot lower the float16 casts of a mixed_float16
+    model (a user's model built under a mixed policy, say)."""
+    mixed = any(layer.compute_dtype != "float32" for layer in model.layers)
+    return under_policy(model, "float32") if mixed else model

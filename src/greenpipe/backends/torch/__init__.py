@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,9 @@ from greenpipe.optimize import onnx as ox
 
 FORMAT = "greenpipe-torch-v1"
 GREENPIPE_KEY = "greenpipe"
-# Deterministic mode warns for every quantized op without a deterministic kernel; those ops run
-# only at inference, where the warning says nothing useful (the C++ copy of it is silenced by
-# TORCH_CPP_LOG_LEVEL, set in greenpipe.entry before torch loads).
-warnings.filterwarnings("ignore", message=".*does not have a deterministic implementation")
+# cuBLAS reads its workspace setting when it creates its first handle (the first matrix
+# product on a GPU); deterministic cuBLAS kernels need one of its fixed-size workspaces
+CUBLAS_DETERMINISTIC = ":4096:8"
 
 
 class TorchBackend:
@@ -43,6 +41,8 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self) -> None:
+        # before anything runs on a GPU, so that cuBLAS starts with it (see CUBLAS_DETERMINISTIC)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
         self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self._seed = 0
 
@@ -57,14 +57,20 @@ class TorchBackend:
             "threads": torch.get_num_threads(),
         }
 
+    def device_of(self, model: Any) -> str:
+        """ "cpu" for ONNX Runtime and AOTInductor models (built and run on the CPU), else
+        the backend's device ("cuda" or "cpu")."""
+        if isinstance(model, (ox.OnnxModel, rt.AotiModel)):
+            return "cpu"
+        return self._device.type
+
     def seed_everything(self, seed: int) -> None:
-        """Seed Python, NumPy and torch; deterministic kernels (exact on the CPU)."""
+        """Seed Python, NumPy and torch (and every GPU). Whether a fit's kernels are
+        deterministic is its config's `deterministic` (see loops.kernels)."""
         self._seed = seed
         random.seed(seed)
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
 
     def build(self, spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
         """The model of a model section: a built-in graph's `GraphNet`, or the user's own

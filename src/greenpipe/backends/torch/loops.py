@@ -1,11 +1,16 @@
 """Training loops: minibatch SGD with early stopping on val loss, mixed precision (bf16
-autocast on the CPU or CUDA, fp16 with loss scaling on CUDA), a progress bar."""
+autocast on the CPU or CUDA, fp16 with loss scaling on CUDA), deterministic or fast kernels
+(`FitConfig.deterministic`), a progress bar.
+
+Losses are summed on the device and read once per epoch: a `.item()` per batch would make
+the CPU wait for the GPU after every step.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -13,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from greenpipe.backends.base import EarlyStopping, History
+from greenpipe.backends.base import EarlyStopping, History, no_deterministic_kernel
 from greenpipe.backends.torch import distributed as ddp
 from greenpipe.config import ConfigError, FitConfig
 
@@ -28,13 +33,14 @@ def to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
 def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int = 512) -> tuple:
     """(mean cross-entropy, accuracy) of `model` on a whole split, in eval mode."""
     model.eval()
-    total, correct = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
     with torch.no_grad():
         for i in range(0, len(x), bs):
             logits = model(x[i : i + bs]).float()
-            total += F.cross_entropy(logits, y[i : i + bs], reduction="sum").item()
-            correct += (logits.argmax(1) == y[i : i + bs]).sum().item()
-    return total / max(len(x), 1), correct / max(len(x), 1)
+            total += F.cross_entropy(logits, y[i : i + bs], reduction="sum")
+            correct += (logits.argmax(1) == y[i : i + bs]).sum()
+    return total.item() / max(len(x), 1), correct.item() / max(len(x), 1)
 
 
 def bf16_native() -> bool:
@@ -69,7 +75,7 @@ def _epoch(model, opt, scaler, x, y, cfg: FitConfig, rng, loss_fn, extra) -> flo
         if dtype is not None
         else contextlib.nullcontext
     )
-    running = 0.0
+    running = torch.zeros((), dtype=torch.float64, device=x.device)
     for i in range(0, len(x), cfg.batch_size):
         idx, scale = ddp.shard(perm[i : i + cfg.batch_size])
         xb, yb = x[idx], y[idx]
@@ -86,8 +92,35 @@ def _epoch(model, opt, scaler, x, y, cfg: FitConfig, rng, loss_fn, extra) -> flo
         else:
             scaled.backward()
             opt.step()
-        running += loss.item() * len(idx)
-    return ddp.all_sum(running) / len(x)
+        running += loss.detach() * len(idx)
+    return ddp.all_sum(running.item()) / len(x)
+
+
+NONDETERMINISTIC = "does not have a deterministic implementation"  # torch's RuntimeError
+
+
+@contextlib.contextmanager
+def kernels(deterministic: bool, device: torch.device) -> Iterator[None]:
+    """Run the block with deterministic kernels only (strict: an op without one raises a
+    one-line GreenpipeError naming it) or with the fastest ones (cuDNN autotuning on); the
+    previous settings come back after."""
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+    )
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
+    try:
+        yield
+    except RuntimeError as exc:
+        if NONDETERMINISTIC not in str(exc):
+            raise
+        op = str(exc).split(" does not", 1)[0].strip().split()[-1]
+        raise no_deterministic_kernel(op, device.type) from None
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark = before[2]
 
 
 def train_loop(
@@ -123,15 +156,17 @@ def train_loop(
         disable=not ddp.is_main(),
     )
     trained = ddp.wrap(model)  # the same module, wrapped for gradient averaging under DDP
-    for epoch in bar:
-        train_loss = _epoch(trained, opt, scaler, x_tr, y_tr, cfg, rng, loss_fn, extra)
-        val_loss, val_acc = evaluate_loss(model, x_va, y_va)
-        hist.epochs.append(
-            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}
-        )
-        bar.set_postfix(loss=f"{train_loss:.3f}", val_loss=f"{val_loss:.3f}", acc=f"{val_acc:.3f}")
-        if stop.update(val_loss):
-            break
+    with kernels(cfg.deterministic, device):
+        for epoch in bar:
+            train_loss = _epoch(trained, opt, scaler, x_tr, y_tr, cfg, rng, loss_fn, extra)
+            val_loss, val_acc = evaluate_loss(model, x_va, y_va)
+            hist.epochs.append(
+                {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}
+            )
+            post = {"loss": f"{train_loss:.3f}", "val_loss": f"{val_loss:.3f}"}
+            bar.set_postfix(post | {"acc": f"{val_acc:.3f}"})
+            if stop.update(val_loss):
+                break
     bar.close()
     stop.restore(hist)
     model.eval()

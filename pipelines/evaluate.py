@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
             check_names(names, logits.shape[1], f"model '{name}'", args.classes)
             res.update(size_bytes=Path(path).stat().st_size, backend=backend.name)
             res["arch"] = models[name].meta["arch"]
+            res["device"] = backend.device_of(models[name])  # where its figures were measured
             res.update(describe(backend.name, models[name].meta))
             res["confusion"] = confusion(logits, y, len(names)).tolist()  # rows: actual
             if cfg.peak_memory:

@@ -65,6 +65,7 @@ SPEED_COLS: list[Column] = [
     ("model", "model", "{}"),
     ("backend", "backend", "{}"),
     ("runtime", "runtime", "{}"),
+    ("device", "device", "{}"),
     ("precision", "precision", "{}"),
     ("params", "params", "{:,.0f}"),
     ("size_kb", "size (KiB)", "{:.1f}"),
@@ -138,7 +139,7 @@ TARGET_COLS: list[Column] = [
     ("candidate", "candidate", _target_value("candidate")),
     ("ratio", "candidate / teacher", "{:.3f}"),
     ("target", "target", "{}"),
-    ("verdict", "verdict", "{}"),
+    ("verdict", "verdict", lambda r: ", ".join(filter(None, (r["verdict"], r.get("across"))))),
 ]
 DISTILL_COLS: list[Column] = [
     ("backend", "backend", "{}"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from greenpipe.report.devices import DEVICE_BOUND, across_flag
 from greenpipe.report.runtimes import runtime_findings
 from greenpipe.report.targets import CANDIDATE, REFERENCE, target_rows
 from greenpipe.report.units import ratio, si, si_pm
@@ -115,6 +116,9 @@ def best(
             else ""
         )
         names = ", ".join(r["model"] for r in winners)
+        devices = sorted({r["device"] for r in mine if r.get("device")})
+        if key in DEVICE_BOUND and len(devices) > 1:
+            extra += f"; across devices ({', '.join(devices)})"
         parts.append(f"{backend} {names} ({show(winners[0])}{extra})")
     return Finding(BEST, f"{what}: " + "; ".join(parts) + ".") if parts else None
 
@@ -154,6 +158,9 @@ def target_findings(models: list[Row]) -> list[Finding]:
                 f"{t['criterion']} ({ratio(t['candidate'], t['teacher'])}, target {t['target']})"
                 for t in missed
             )
+        crossed = next((t["across"] for t in mine if t.get("across")), "")
+        if crossed:
+            text += f" (speed and energy {crossed})"
         parts.append(text)
     if not parts:
         return []
@@ -177,6 +184,8 @@ def compare(rows: list[Row], technique: str, model: str, base: str) -> list[Find
         size = ratio(m.get("size_kb"), b.get("size_kb"))
         if size not in ("n/a", "1.00x"):
             clauses.append(f"{size} file size")
+        if clauses and across_flag(m, b):
+            clauses.append(f"{across_flag(m, b)}: the energy compares the devices too")
         if clauses:
             head = f"{technique} ({model} vs {base}), {backend}: "
             out.append(Finding(TECHNIQUES, head + "; ".join(clauses) + "."))

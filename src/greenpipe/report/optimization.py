@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from greenpipe.report.devices import across_flag
+
 GAIN_MARGIN = 0.05  # a change within 5% is measurement noise, not a gain
 COMPARED = (
     "params",
@@ -38,8 +40,10 @@ def _check(after: float | None, before: float | None, what: str, problem: str) -
 
 
 def flag(row: dict[str, Any], source: dict[str, Any]) -> str:
-    """'' if `row` is smaller and faster than `source` (its parent model), else what it is not
-    (e.g. "not faster at batch 1" for an int8 model slower than its float parent)."""
+    """'' if `row` is smaller and faster than `source` (its parent model) on the same device,
+    else what it is not (e.g. "not faster at batch 1" for an int8 model slower than its float
+    parent, "across devices (cpu vs cuda)" for an int8 model on the CPU beside a float parent
+    on a GPU)."""
     size = row.get("latency_batch_size")
     batch = f"{size:g}" if isinstance(size, int | float) else "N"  # MLflow gives 32.0 back
     checks = [
@@ -57,6 +61,7 @@ def flag(row: dict[str, Any], source: dict[str, Any]) -> str:
             f"not faster at batch {batch}",
         ),
     ]
+    checks.append(across_flag(row, source))  # a gain across devices is not the model's own
     return "; ".join(c for c in checks if c)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from greenpipe.errors import GreenpipeError
 from greenpipe.report import columns as col
 from greenpipe.report.classes import class_cols, class_rows
+from greenpipe.report.devices import device_note
 from greenpipe.report.distillation import distillation_rows
 from greenpipe.report.notes import energy_intro
 from greenpipe.report.optimization import add_flags, optimization_rows
@@ -28,7 +29,7 @@ def build_tables(per_backend: dict, stage_metrics: dict, total_inferences: int) 
     targets = target_rows(models)
     tables = [
         Table("Models: quality (test split)", models, col.QUALITY_COLS),
-        Table("Models: speed and size", models, col.SPEED_COLS),
+        Table("Models: speed and size", models, col.SPEED_COLS, intro=device_note(models)),
         Table(
             "Models: energy", models, col.ENERGY_COLS, intro=energy_intro(models, total_inferences)
         ),

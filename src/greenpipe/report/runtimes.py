@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from greenpipe.evaluate.runtime import describe
+from greenpipe.report.devices import across_flag
 from greenpipe.report.pareto import pareto_front
 
 Row = dict[str, Any]
@@ -47,7 +48,8 @@ def _speedup(slow: Row | None, fast: Row | None) -> float | None:
 
 def speed_ratios(rows: list[Row]) -> list[dict[str, Any]]:
     """Per backend and int8 model: {"backend", "model", "label", "same_runtime" (float in the
-    same runtime / int8 latency), "vs_parent" (float parent's / int8 latency), "batch"}."""
+    same runtime / int8 latency), "vs_parent" (float parent's / int8 latency), "batch",
+    "parent_across" ("across devices (cpu vs cuda)" when the parent ran elsewhere, else "")}."""
     out = []
     for backend in sorted({r.get("backend", "") for r in rows}):
         mine = {r["model"]: r for r in rows if r.get("backend", "") == backend}
@@ -69,6 +71,7 @@ def speed_ratios(rows: list[Row]) -> list[dict[str, Any]]:
                     "int8_ms": q.get(KEY),
                     "parent_ms": (mine.get(PARENT) or {}).get(KEY),
                     "float_ms": (mine.get(base) or {}).get(KEY) if base else None,
+                    "parent_across": across_flag(q, mine.get(PARENT) or {}),
                 }
             )
     return out
@@ -85,9 +88,10 @@ def _ms(x: float | None) -> str:
 def _figures(r: dict[str, Any]) -> str:
     """ "torch onnxruntime int8 2.94x vs the float parent (0.161 ms against 0.474 ms), 0.44x
     vs float in its runtime (0.070 ms)": the same-runtime part only where that float exists."""
+    across = f", {r['parent_across']}" if r.get("parent_across") else ""
     out = (
         f"{r['label']} {_fmt(r['vs_parent'])} vs the float parent "
-        f"({_ms(r['int8_ms'])} against {_ms(r['parent_ms'])})"
+        f"({_ms(r['int8_ms'])} against {_ms(r['parent_ms'])}{across})"
     )
     if r["same_runtime"] is not None:
         out += f", {_fmt(r['same_runtime'])} vs float in its runtime ({_ms(r['float_ms'])})"
@@ -138,9 +142,11 @@ def accuracy_per_joule(rows: list[Row]) -> list[str]:
         on = pareto_front([(r["accuracy"], r["energy_per_1k_j"]) for r in mine])
         front = ", ".join(f"{r['model']} ({label(r)})" for r, o in zip(mine, on, strict=True) if o)
         per_j = top["accuracy"] / top["energy_per_1k_j"]
+        devices = sorted({r["device"] for r in mine if r.get("device")})
+        across = f" (across devices: {', '.join(devices)})" if len(devices) > 1 else ""
         out.append(
             f"{backend}: most accuracy per joule of inference: {top['model']} ({label(top)}, "
             f"{per_j:.3g} accuracy per J per 1,000 inferences); on the accuracy-energy front: "
-            f"{front}."
+            f"{front}{across}."
         )
     return out

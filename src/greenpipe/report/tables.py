@@ -146,6 +146,7 @@ def model_rows(metrics: dict[str, dict], total_inferences: int) -> list[dict[str
         e = energy_to_obtain(name, metrics)
         row = {"model": name, "backend": m.get("backend", ""), "source": source_of(name)}
         row["arch"] = m.get("arch", "cnn")  # records made before architectures were chosen
+        row["device"] = m.get("device")  # where it ran inference (older records: unknown)
         row.update(runtime_of(row["backend"], name, m))
         row.update({k: m.get(k) for k in (*QUALITY_KEYS, *SPEED_KEYS)})
         row["size_kb"] = m["size_bytes"] / 1024 if m.get("size_bytes") is not None else None

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from greenpipe.report.devices import DEVICE_BOUND, across_flag
+
 CANDIDATE = "student_kd_pruned_int8"
 REFERENCE = "teacher"
 # (criterion, row key, ">=" or "<=", threshold on candidate / teacher)
@@ -27,7 +29,9 @@ def _verdict(ratio: float | None, op: str, threshold: float) -> str:
 
 def target_rows(rows: list[dict[str, Any]], candidate: str = CANDIDATE) -> list[dict[str, Any]]:
     """One row per (backend, criterion): teacher and candidate values, the ratio, the target
-    ("<= 0.25") and the verdict ("met", "NOT met", "not measured")."""
+    ("<= 0.25"), the verdict ("met", "NOT met", "not measured") and, for a speed or energy
+    criterion whose two models ran on different devices, `across` ("across devices (cpu vs
+    cuda)"; else "")."""
     by = {(r["model"], r.get("backend", "")): r for r in rows}
     out = []
     for backend in sorted({r.get("backend", "") for r in rows}):
@@ -47,6 +51,7 @@ def target_rows(rows: list[dict[str, Any]], candidate: str = CANDIDATE) -> list[
                     "ratio": ratio,
                     "target": f"{op} {threshold:g}",
                     "verdict": _verdict(ratio, op, threshold),
+                    "across": across_flag(cand, ref) if key in DEVICE_BOUND else "",
                 }
             )
     return out

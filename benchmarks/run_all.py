@@ -20,15 +20,25 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["train_throughput.py", "overhead.py", "growth.py", "runtimes.py", "precision.py"]
 
 
+def gpus(hw: dict) -> str:
+    """The GPUs of provenance.hardware()'s record (gpu_count, gpu0_model, gpu1_model, ...):
+    "NVIDIA H200", "2 x NVIDIA H200", "NVIDIA A100, NVIDIA T4", or "no GPU"."""
+    models = [str(hw[f"gpu{i}_model"]) for i in range(int(hw.get("gpu_count") or 0))]
+    if not models:
+        return "no GPU"
+    if len(set(models)) == 1 and len(models) > 1:
+        return f"{len(models)} x {models[0]}"
+    return ", ".join(models)
+
+
 def machine() -> str:
     sys.path.insert(0, str(HERE.parent / "src"))
     from greenpipe.tracking.provenance import hardware
 
     hw = hardware()
-    gpu = hw.get("gpu_model") or "no GPU"
     return (
         f"{hw['cpu_model']}, {hw['cpu_cores_logical']} cores, {hw['ram_gib']:.0f} GiB RAM, "
-        f"{gpu}, Python {platform.python_version()}"
+        f"{gpus(hw)}, Python {platform.python_version()}"
     )
 
 

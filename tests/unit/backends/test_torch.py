@@ -30,13 +30,18 @@ def test_loading_a_model_leaves_torchs_random_generator_alone(tmp_path):
 
 def test_importing_the_backend_hides_no_determinism_warning():
     """A global filter once hid every 'does not have a deterministic implementation'
-    warning, so a GPU fit could run nondeterministic kernels without a word."""
-    import warnings
+    warning, so a GPU fit could run nondeterministic kernels without a word. In a fresh
+    process: pytest restores the warning filters after each test."""
+    import subprocess
+    import sys
 
-    import greenpipe.backends.torch  # noqa: F401
-
-    hidden = [f for f in warnings.filters if f[1] is not None and "determin" in f[1].pattern]
-    assert hidden == []
+    code = (
+        "import warnings, greenpipe.backends.torch\n"
+        "print([f[1].pattern for f in warnings.filters if f[1] is not None])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "determinis" not in proc.stdout
 
 
 def test_the_cublas_workspace_is_set_before_any_gpu_work(monkeypatch):

@@ -110,3 +110,5 @@ def test_float_models_run_on_cuda_and_int8_on_the_cpu(be):
     assert be.device_of(model) == "cuda"
     q = be.quantize(model, x, OptimizeConfig(calibration_samples=32))
     assert be.device_of(q) == "cpu" and be.predict(q, x[:8]).shape == (8, CLASSES)
+    # exporting worked on a CPU copy: the float model is still on its GPU, and still runs
+    assert next(model.parameters()).is_cuda and be.predict(model, x[:8]).shape == (8, CLASSES)

@@ -132,3 +132,19 @@ def test_a_strict_fit_names_the_op_without_a_deterministic_kernel_and_a_fast_one
     fast = strict.model_copy(update={"deterministic": False})
     hist = train_loop(_PutModel(), data, fast, torch.device("cpu"), 0, "t", ce)
     assert len(hist.epochs) == 1
+
+
+def test_exporting_leaves_the_callers_model_where_and_as_it_was():
+    """The exporters work on a CPU copy: `model.cpu().eval()` moved a GPU model to the CPU
+    (the optimize stage then evaluated a CPU model with GPU inputs) and out of train mode."""
+    from greenpipe.backends import get_backend
+    from greenpipe.backends.torch import export
+    from greenpipe.config import ModelArch, ModelSpec
+
+    be = get_backend("torch")
+    be.seed_everything(0)
+    model = be.build(ModelSpec(cnn=ModelArch(channels=(4,), hidden=8)), (8, 8, 1), 3)
+    model.train()
+    before = next(model.parameters())
+    assert export.to_onnx(model)[:2]  # serialised ONNX bytes
+    assert model.training and next(model.parameters()) is before

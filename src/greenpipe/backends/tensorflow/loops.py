@@ -120,7 +120,7 @@ def kernels(deterministic: bool) -> Iterator[None]:
         if "eterministic" not in exc.message:
             raise
         what = exc.message.strip().splitlines()[0][:200] if exc.message.strip() else "an op"
-        raise no_deterministic_kernel(f"TensorFlow ({what})", "this device") from None
+        raise no_deterministic_kernel(f"a TensorFlow op ({what})", "this device") from None
     finally:
         (config.enable_op_determinism if before else config.disable_op_determinism)()
 

@@ -9,6 +9,7 @@ torch.export and torch.compile.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import tempfile
@@ -56,11 +57,19 @@ def _why(exc: Exception) -> str:
     return (lines[0] if lines else exc.__class__.__name__)[:200]
 
 
+def _cpu_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` on the CPU in eval mode, for the exporters: `model.cpu()` would move
+    the caller's model off its GPU, where the stage still trains and evaluates it."""
+    m = copy.deepcopy(model).cpu().eval()
+    m.meta = model.meta
+    return m
+
+
 def exported(model: nn.Module) -> torch.export.ExportedProgram:
     """The torch.export program of a float model on the CPU, dynamic in the batch size."""
     if model.meta.get("quantized"):
         raise NotApplicable("export the float model; eager int8 modules do not export")
-    m = model.cpu().eval()
+    m = _cpu_copy(model)
     try:
         with _quiet():
             return torch.export.export(m, _example(m), dynamic_shapes=(_batch_dim(),))
@@ -70,7 +79,7 @@ def exported(model: nn.Module) -> torch.export.ExportedProgram:
 
 def to_onnx(model: nn.Module) -> bytes:
     """The fp32 ONNX graph (NCHW input, dynamic batch) of a float model, serialised."""
-    m = model.cpu().eval()
+    m = _cpu_copy(model)
     try:
         with _quiet():
             prog = torch.onnx.export(

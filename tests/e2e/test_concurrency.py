@@ -25,7 +25,7 @@ WORKER = textwrap.dedent(
     from greenpipe.tracking.stage import stage_run
 
     import os
-    from greenpipe.tracking import recorder, records, runs
+    from greenpipe.tracking import ledger, recorder, records, runs
 
     i = int(sys.argv[1])
     params = Params.model_validate({"experiment": "concurrency"})
@@ -41,6 +41,9 @@ WORKER = textwrap.dedent(
             run.log_metrics({f"m{j}": float(i * 1000 + j) for j in range(N_METRICS)})
             run.log_metrics({"worker": i})
         recorder.flush(records.folder(Path.cwd()), parent=parent)
+    # the driver's ledger on its parent, as the flow brings it up to date at its end
+    store = runs.Store(client, exp_id, os.environ["MLFLOW_TRACKING_URI"])
+    ledger.reconcile(store, parent, {})
     client.set_terminated(parent, "FINISHED")
     """
 ).replace("N_METRICS", str(N_METRICS))

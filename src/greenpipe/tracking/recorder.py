@@ -234,8 +234,12 @@ class Pump:
 def _serve_locked(folder: Path, linger_s: float, failed: dict[str, str]) -> None:
     stores, quiet_since = Stores(), time.monotonic()
     while time.monotonic() - quiet_since < linger_s:
-        before = dict(failed)
-        logged = drain_locked(folder, stores, failed)
+        before, logged = dict(failed), []
+        try:
+            logged = drain_locked(folder, stores, failed)
+        except Exception as exc:  # closing a parent failed: its records are logged, go on
+            print(f"greenpipe recorder: {type(exc).__name__}: {exc}", file=sys.stderr)
+            time.sleep(1.0)
         for rid in failed.keys() - before.keys():
             print(f"greenpipe recorder: record {rid} not logged: {failed[rid]}", file=sys.stderr)
         running = [r for _, r in records.pending(folder) if not records.ready(r)]

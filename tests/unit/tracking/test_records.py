@@ -121,12 +121,12 @@ def test_a_failed_stage_is_a_failed_run_with_its_error_and_energy(tmp_path):
     assert client.get_run(child.data.tags["mlflow.parentRunId"]).info.status == "FAILED"
 
 
-def test_a_record_left_running_by_a_dead_process_is_logged_killed(tmp_path):
+def _dead_record(tmp_path: Path) -> dict:
+    """A record left RUNNING by a process that has since exited."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     started = liveness.started_at(dead.pid)
     dead.wait()
-    folder = records.folder(tmp_path, {})
-    rec = records.started(
+    return records.started(
         records.new_id(),
         "train@torch",
         root=str(tmp_path),
@@ -142,6 +142,11 @@ def test_a_record_left_running_by_a_dead_process_is_logged_killed(tmp_path):
         parent_params={},
         backends=["torch"],
     )
+
+
+def test_a_record_left_running_by_a_dead_process_is_logged_killed(tmp_path):
+    folder = records.folder(tmp_path, {})
+    rec = _dead_record(tmp_path)
     records.write(folder, rec)
     live = dict(rec, record_id=records.new_id(), process=_process(os.getpid(), None))
     records.write(folder, live)
@@ -150,6 +155,22 @@ def test_a_record_left_running_by_a_dead_process_is_logged_killed(tmp_path):
     child = _client(tmp_path)[0].get_run(run_id)
     assert child.info.status == "KILLED" and "killed" in child.data.tags["greenpipe.error"]
     assert [r["record_id"] for _, r in records.pending(folder)] == [live["record_id"]]
+
+
+def test_the_flow_s_pump_logs_records_while_the_stages_go_on(tmp_path):
+    """greenpipe run logs its stages' records from a thread as they become ready (before the
+    flow ends), and closing the pump leaves nothing unlogged."""
+    folder = records.folder(tmp_path, {})
+    with recorder.Pump(folder, interval_s=0.1) as pump:
+        records.write(folder, _dead_record(tmp_path))
+        deadline = time.time() + 60
+        while records.pending(folder) and time.time() < deadline:
+            time.sleep(0.1)
+        assert records.pending(folder) == [] and pump.failed == {}
+        records.write(folder, _dead_record(tmp_path))
+    assert records.pending(folder) == []  # the last one: logged by close()
+    statuses = [r.info.status for r in _client(tmp_path)[1] if "mlflow.parentRunId" in r.data.tags]
+    assert statuses == ["KILLED", "KILLED"]
 
 
 def _process(pid: int, started: float | None) -> dict:

@@ -135,18 +135,29 @@ def variant_env(parent_id: str, uri: str, threads: int) -> dict[str, str]:
     return env
 
 
+LOCK_BUSY = "Unable to acquire lock"
+LOCK_ATTEMPTS = 4
+
+
 @task(log_prints=True)
 def run_variant(root: str, exp_name: str, set_args: list[str], env: dict) -> dict:
     """`dvc exp run --temp` for one variant; returns its status and, on failure, the reason."""
     bin_dir = str(Path(sys.executable).parent)  # the worker's environment, not the client's
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [str(Path(bin_dir) / "dvc"), "exp", "run", "--temp", "-n", exp_name, *set_args],
-        cwd=root,
-        env={**os.environ, **env, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")},
-        capture_output=True,
-        text=True,
-    )
+    for attempt in range(LOCK_ATTEMPTS):
+        proc = subprocess.run(
+            [str(Path(bin_dir) / "dvc"), "exp", "run", "--temp", "-n", exp_name, *set_args],
+            cwd=root,
+            env={**os.environ, **env, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")},
+            capture_output=True,
+            text=True,
+        )
+        # variants set up their temporary workspaces under the repo's lock, which DVC waits
+        # for 3 s only: a variant that lost that race ran nothing, and starts again
+        if proc.returncode == 0 or LOCK_BUSY not in proc.stderr + proc.stdout:
+            break
+        get_run_logger().info("%s: the repo's DVC lock is busy; again (%d)", exp_name, attempt + 1)
+        time.sleep(2.0 * (attempt + 1))
     # the variant's run records, logged by the detached logger its stages started (on this
     # worker's machine): in MLflow before the sweep brings the variant's ledger up to date
     recorder.flush(records.folder(Path(root)), parent=env[runs.PARENT_ENV])

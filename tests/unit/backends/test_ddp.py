@@ -27,7 +27,8 @@ SCRIPT = textwrap.dedent(
     data = {"train": (x[:180], y[:180]), "val": (x[180:], y[180:])}
     be = TorchBackend()
     be.seed_everything(7)
-    model = be.build(ModelSpec(cnn=ModelArch(channels=(4, 8), hidden=16, dropout=0.0)), (8, 8, 1), 3)
+    spec = ModelSpec(cnn=ModelArch(channels=(4, 8), hidden=16, dropout=0.0))
+    model = be.build(spec, (8, 8, 1), 3)
     hist = be.fit(model, data, FitConfig(epochs=3, batch_size=30, lr=0.01, patience=5), "t")
     if ddp.is_main():
         flat = torch.cat([p.detach().flatten() for p in model.parameters()]).numpy()

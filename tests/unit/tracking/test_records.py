@@ -19,7 +19,7 @@ from greenpipe.tracking import recorder, records
 PARAMS = {"experiment": "records-test", "tracking": {"idle_seconds": 1, "measure_power_secs": 1}}
 
 # a stage under stage_run in a process of its own: its record while it runs, its outcome,
-# and whether it imported MLflow (the point of records)
+# and whether it imported MLflow or DVC (the point of records)
 STAGE = textwrap.dedent(
     """
     import json, sys
@@ -41,7 +41,7 @@ STAGE = textwrap.dedent(
                 raise ValueError("data.path 'x.npz' is empty; fix data.path")
     except ValueError:
         pass
-    seen["mlflow_imported"] = "mlflow" in sys.modules
+    seen["imported"] = sorted(m for m in ("mlflow", "dvc") if m in sys.modules)
     print(json.dumps(seen))
     """
 )
@@ -75,7 +75,7 @@ def _client(root: Path):
 
 def test_a_stage_writes_its_record_and_the_logger_logs_it_once(tmp_path):
     seen = _stage(tmp_path)
-    assert seen == {"running": ["RUNNING"], "mlflow_imported": False}
+    assert seen == {"running": ["RUNNING"], "imported": []}  # neither MLflow nor DVC
     folder = records.folder(tmp_path, {})
     [(path, rec)] = records.pending(folder)
     assert rec["status"] == "FINISHED" and rec["error"] is None

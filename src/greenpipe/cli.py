@@ -32,11 +32,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     params = load_params(root / "params.yaml")  # a bad key fails here, before anything runs
     check_data(params.data, root)
-    from greenpipe.graph import stage_order, up_to_date
+    from greenpipe.graph import order_and_status
 
-    order = stage_order(root)
+    order, up_to_date = order_and_status(root)
     print(f"greenpipe: {len(order)} stages: {' -> '.join(order)}", file=sys.stderr)
-    if not args.force and up_to_date(root):
+    if not args.force and up_to_date:
         # like `dvc repro`: nothing to run, so no flow run and no MLflow run either
         print(
             "greenpipe: every stage is up to date in dvc.lock; nothing to run "

@@ -26,15 +26,26 @@ def stage_order(root: Path) -> list[str]:
     return list(stage_graph(root))
 
 
+def _graph_of(repo) -> dict[str, list[str]]:
+    import networkx as nx
+
+    graph = repo.index.graph  # edge: stage -> a stage it depends on
+    stages = [s for s in reversed(list(nx.topological_sort(graph))) if s.cmd]
+    return {s.name: sorted(u.name for u in graph.successors(s) if u.cmd) for s in stages}
+
+
 def stage_graph(root: Path) -> dict[str, list[str]]:
     """{stage: the stages it depends on directly}, in dependency order (DVC's stage names,
     e.g. `train@torch`, whatever the working directory), from DVC's own graph of dvc.yaml."""
-    import networkx as nx
-
     with open_repo(root) as repo:
-        graph = repo.index.graph  # edge: stage -> a stage it depends on
-        stages = [s for s in reversed(list(nx.topological_sort(graph))) if s.cmd]
-        return {s.name: sorted(u.name for u in graph.successors(s) if u.cmd) for s in stages}
+        return _graph_of(repo)
+
+
+def order_and_status(root: Path) -> tuple[list[str], bool]:
+    """stage_order and up_to_date (every stage) from one opening of the repo: what
+    `greenpipe run` asks before it starts a flow, a cached run included."""
+    with open_repo(root) as repo:
+        return list(_graph_of(repo)), not repo.status()
 
 
 def up_to_date(root: Path, stage: str | None = None) -> bool:

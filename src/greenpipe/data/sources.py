@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from greenpipe.data.images import read_image
 from greenpipe.errors import DataError
@@ -202,6 +201,10 @@ def stratified_split(
             f"class {label} has {counts.min()} sample(s); each class needs >= 3 (add images "
             "of it or remove it)"
         )
+    # imported here: `greenpipe run` checks data.path through this module before any flow
+    # starts, and scikit-learn's import (about 1.7 s) would delay every run, a cached one too
+    from sklearn.model_selection import train_test_split
+
     x_rest, x_test, y_rest, y_test = train_test_split(
         x, y, test_size=test_fraction, stratify=y, random_state=seed
     )

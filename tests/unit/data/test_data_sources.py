@@ -175,3 +175,17 @@ def test_upscale_is_refused_for_sources_that_resize_themselves():
 
     with pytest.raises(ValidationError, match="data.image_size"):
         Params.model_validate({"data": {"source": "csv", "path": "inputs/x.csv", "upscale": 2}})
+
+
+def test_checking_data_path_does_not_import_scikit_learn():
+    """`greenpipe run` checks data.path through this module before any flow starts, a cached
+    run too: scikit-learn (about 1.7 s to import) is loaded only when a split is made."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from greenpipe.data.sources import check_source; "
+        "print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

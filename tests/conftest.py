@@ -9,6 +9,8 @@ def pytest_sessionfinish(session, exitstatus):
     """Stages run by the tests start detached run-record loggers
     (greenpipe.tracking.recorder), which end a few seconds after their last record: wait for
     them (30 s at most), then stop any left, so that nothing runs on after the tests."""
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the other workers' tests may still use their loggers
     import psutil
 
     def loggers():

@@ -55,10 +55,15 @@ STORES = Stores()  # a flow logs its records after every stage: one store open p
 
 
 def _logged_run(store: runs.Store, record_id: str) -> tuple[str, str] | None:
-    """(run id, parent id) of the run that already logged the record, if one did."""
+    """(run id, parent id) of the run that already logged the record, if one did. A run
+    still RUNNING was being logged by a logger that died: it is removed, to be logged again."""
     flt = f"tags.`{TAG_RECORD}` = '{record_id}'"
-    found = store.client.search_runs([store.exp_id], flt, max_results=1)
-    return (found[0].info.run_id, found[0].data.tags[runs.TAG_PARENT]) if found else None
+    for run in store.client.search_runs([store.exp_id], flt, max_results=10):
+        if run.info.status == "RUNNING":
+            store.client.delete_run(run.info.run_id)
+            continue
+        return run.info.run_id, run.data.tags[runs.TAG_PARENT]
+    return None
 
 
 def _tags(rec: dict[str, Any], parent: str, root: Path) -> dict[str, str]:
@@ -118,8 +123,12 @@ def log_record(store: runs.Store, rec: dict[str, Any], path: Path) -> tuple[str,
         runs.log_metrics(client, run_id, figures)
     if error := _error_of(rec):
         client.set_tag(run_id, "greenpipe.error", error[:5000])
-    for name in rec.get("files") or []:
-        client.log_artifact(run_id, str(path.with_suffix(".files") / name))
+    kept = [path.with_suffix(".files") / name for name in rec.get("files") or []]
+    for file in kept:
+        if file.is_file():
+            client.log_artifact(run_id, str(file))
+    if missing := [f.name for f in kept if not f.is_file()]:  # removed by hand, say which
+        client.set_tag(run_id, "greenpipe.artifacts_missing", ",".join(missing)[:5000])
     end_ms = int((rec.get("ended_at_unix_s") or time.time()) * 1000)
     client.set_terminated(run_id, status_of(rec), end_time=end_ms)
     return run_id, parent

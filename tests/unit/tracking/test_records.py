@@ -104,6 +104,14 @@ def test_a_stage_writes_its_record_and_the_logger_logs_it_once(tmp_path):
     records.write(folder, rec)
     assert recorder.flush(folder) == [run_id]
     assert len(_client(tmp_path)[1]) == 2  # the parent and its one child
+    # a logger killed while logging (its run left RUNNING): that run goes, the record is
+    # logged whole
+    client.update_run(run_id, status="RUNNING")
+    records.write(folder, rec)
+    [again] = recorder.flush(folder)
+    assert again != run_id and client.get_run(again).info.status == "FINISHED"
+    assert client.get_run(run_id).info.lifecycle_stage == "deleted"
+    assert client.get_run(again).data.metrics == child.data.metrics
 
 
 def test_a_failed_stage_is_a_failed_run_with_its_error_and_energy(tmp_path):

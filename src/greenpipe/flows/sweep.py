@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -135,8 +136,23 @@ def variant_env(parent_id: str, uri: str, threads: int) -> dict[str, str]:
     return env
 
 
-LOCK_BUSY = "Unable to acquire lock"
 LOCK_ATTEMPTS = 4
+# DVC's own races between variants that run at once in one repo. A variant that lost one
+# starts again: what it ran is restored from the run-cache (no code runs twice)
+DVC_RACES = {
+    # the temporary workspaces are set up under the repo's lock, which DVC waits for 3 s only
+    "the repo's DVC lock is busy": re.compile(r"Unable to acquire lock"),
+    # two variants saving the same stage run to the run-cache at once (DVC renames a
+    # temporary file the other has just moved)
+    "another variant saved the same stage run to DVC's run-cache": re.compile(
+        r"No such file or directory: '[^']*\.dvc/cache/runs/[^']*\.tmp'"
+    ),
+}
+
+
+def dvc_race(output: str) -> str | None:
+    """What DVC race a failed `dvc exp run` lost (DVC_RACES), if any."""
+    return next((why for why, pattern in DVC_RACES.items() if pattern.search(output)), None)
 
 
 @task(log_prints=True)
@@ -152,11 +168,9 @@ def run_variant(root: str, exp_name: str, set_args: list[str], env: dict) -> dic
             capture_output=True,
             text=True,
         )
-        # variants set up their temporary workspaces under the repo's lock, which DVC waits
-        # for 3 s only: a variant that lost that race ran nothing, and starts again
-        if proc.returncode == 0 or LOCK_BUSY not in proc.stderr + proc.stdout:
+        if proc.returncode == 0 or not (race := dvc_race(proc.stderr + proc.stdout)):
             break
-        get_run_logger().info("%s: the repo's DVC lock is busy; again (%d)", exp_name, attempt + 1)
+        get_run_logger().info("%s: %s; again (%d)", exp_name, race, attempt + 1)
         time.sleep(2.0 * (attempt + 1))
     # the variant's run records, logged by the detached logger its stages started (on this
     # worker's machine): in MLflow before the sweep brings the variant's ledger up to date

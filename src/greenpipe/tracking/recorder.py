@@ -155,6 +155,10 @@ def drain_locked(
     for path, rec in records.pending(folder):
         if not records.ready(rec):
             continue
+        if rec["status"] == "RUNNING":  # its process is gone: read what it wrote last (it may
+            rec = records.read(path)  # have finished its record after the read above)
+            if rec is None:
+                continue
         try:
             store = stores.of(rec)
             run_id, parent = log_record(store, rec, path)

@@ -84,6 +84,13 @@ def keep_files(records: Path, record_id: str, paths: list[Path]) -> list[str]:
     return kept
 
 
+def read(path: Path) -> dict[str, Any] | None:
+    """A record as it is on disk now, or None if it is gone (logged) or unreadable."""
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(path.read_text())
+    return None
+
+
 def pending(records: Path) -> list[tuple[Path, dict[str, Any]]]:
     """The records not yet logged, oldest first; unreadable ones (being renamed) skipped."""
     out = []
@@ -161,6 +168,9 @@ def ensure_logger(records: Path) -> bool:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
+            # not the stage's folder: a `dvc exp run --temp` workspace is deleted while the
+            # logger runs on, and a working directory that is gone fails MLflow's path calls
+            cwd=records,
             start_new_session=True,
             close_fds=True,
         )

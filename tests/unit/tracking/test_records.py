@@ -165,6 +165,24 @@ def test_a_record_left_running_by_a_dead_process_is_logged_killed(tmp_path):
     assert [r["record_id"] for _, r in records.pending(folder)] == [live["record_id"]]
 
 
+def test_a_record_read_running_that_its_stage_then_finished_is_logged_finished(
+    tmp_path, monkeypatch
+):
+    """The logger read the record RUNNING; the stage then wrote FINISHED and exited before
+    the logger saw its process gone: what is logged is what the stage wrote last."""
+    folder = records.folder(tmp_path, {})
+    running = _dead_record(tmp_path)
+    finished = dict(running, status="FINISHED", error=None, ended_at_unix_s=time.time())
+    finished.update(energy={}, metrics={"x": 1.0}, files=[])
+    path = records.write(folder, finished)
+    real = records.pending
+    stale = lambda f: [(path, running)] if path.exists() else real(f)  # noqa: E731
+    monkeypatch.setattr(records, "pending", stale)
+    [run_id] = recorder.flush(folder)
+    run = _client(tmp_path)[0].get_run(run_id)
+    assert run.info.status == "FINISHED" and "greenpipe.error" not in run.data.tags
+
+
 def test_the_flow_s_pump_logs_records_while_the_stages_go_on(tmp_path):
     """greenpipe run logs its stages' records from a thread as they become ready (before the
     flow ends), and closing the pump leaves nothing unlogged."""

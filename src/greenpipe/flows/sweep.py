@@ -136,7 +136,7 @@ def variant_env(parent_id: str, uri: str, threads: int) -> dict[str, str]:
     return env
 
 
-LOCK_ATTEMPTS = 4
+RACE_ATTEMPTS = 4
 # DVC's own races between variants that run at once in one repo. A variant that lost one
 # starts again: what it ran is restored from the run-cache (no code runs twice)
 DVC_RACES = {
@@ -160,7 +160,7 @@ def run_variant(root: str, exp_name: str, set_args: list[str], env: dict) -> dic
     """`dvc exp run --temp` for one variant; returns its status and, on failure, the reason."""
     bin_dir = str(Path(sys.executable).parent)  # the worker's environment, not the client's
     t0 = time.perf_counter()
-    for attempt in range(LOCK_ATTEMPTS):
+    for attempt in range(RACE_ATTEMPTS):
         proc = subprocess.run(
             [str(Path(bin_dir) / "dvc"), "exp", "run", "--temp", "-n", exp_name, *set_args],
             cwd=root,

@@ -104,12 +104,11 @@ def _source(energy: dict[str, Any]) -> str:
 
 
 def _source_run(store, energy: dict[str, Any]) -> str:
-    """The MLflow run that logged the block's record (tag greenpipe.record_id), or its id."""
+    """The MLflow run that logged the block's record (runs.TAG_RECORD), or its id."""
     rec = energy.get("record") or {}
     if not rec.get("record_id"):
         return _source(energy)
-    flt = f"tags.`greenpipe.record_id` = '{rec['record_id']}'"
-    found = store.client.search_runs([store.exp_id], flt, max_results=1)
+    found = runs.runs_of_record(store, rec["record_id"], max_results=1)
     return found[0].info.run_id if found else "unknown"
 
 

@@ -29,7 +29,6 @@ from greenpipe.errors import GreenpipeError
 from greenpipe.tracking import dvc_hashes, ledger, records, runs
 from greenpipe.tracking import provenance as prov
 
-TAG_RECORD = "greenpipe.record_id"
 POLL_S = 0.2
 LINGER_S = 5.0
 
@@ -57,8 +56,7 @@ STORES = Stores()  # a flow logs its records after every stage: one store open p
 def _logged_run(store: runs.Store, record_id: str) -> tuple[str, str] | None:
     """(run id, parent id) of the run that already logged the record, if one did. A run
     still RUNNING was being logged by a logger that died: it is removed, to be logged again."""
-    flt = f"tags.`{TAG_RECORD}` = '{record_id}'"
-    for run in store.client.search_runs([store.exp_id], flt, max_results=10):
+    for run in runs.runs_of_record(store, record_id):
         if run.info.status == "RUNNING":
             store.client.delete_run(run.info.run_id)
             continue
@@ -70,7 +68,7 @@ def _tags(rec: dict[str, Any], parent: str, root: Path) -> dict[str, str]:
     tags = {
         runs.TAG_PARENT: parent,
         runs.TAG_ROLE: "stage",
-        TAG_RECORD: rec["record_id"],
+        runs.TAG_RECORD: rec["record_id"],
         "greenpipe.stage": rec["stage"],
         ledger.TAG_MODE: rec["tracking"]["codecarbon_mode"],
         "mlflow.source.git.commit": rec.get("git_commit", "none"),
@@ -178,12 +176,12 @@ def drain_locked(
     return logged
 
 
-def drain_if_free(folder: Path) -> list[str]:
+def drain_if_free(folder: Path, failed: dict[str, str] | None = None) -> list[str]:
     """drain_locked unless a detached logger holds the folder (it logs them itself)."""
     if not folder.is_dir():
         return []
     with records.logger_lock(folder, wait=False) as mine:
-        return drain_locked(folder) if mine else []
+        return drain_locked(folder, STORES, failed) if mine else []
 
 
 def flush(folder: Path, parent: str | None = None, timeout_s: float = 600.0) -> list[str]:
@@ -225,11 +223,7 @@ class Pump:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            if not self.folder.is_dir():
-                continue
-            with records.logger_lock(self.folder, wait=False) as mine:
-                if mine:
-                    drain_locked(self.folder, STORES, self.failed)
+            drain_if_free(self.folder, self.failed)
 
     def __enter__(self) -> Pump:
         self._thread.start()

@@ -95,9 +95,8 @@ def pending(records: Path) -> list[tuple[Path, dict[str, Any]]]:
     """The records not yet logged, oldest first; unreadable ones (being renamed) skipped."""
     out = []
     with contextlib.suppress(FileNotFoundError):
-        for path in records.glob("*.json"):
-            with contextlib.suppress(OSError, ValueError):
-                out.append((path, json.loads(path.read_text())))
+        out = [(path, read(path)) for path in records.glob("*.json")]
+    out = [(path, rec) for path, rec in out if rec is not None]
     return sorted(out, key=lambda item: (item[1].get("started_at_unix_s", 0), item[0].name))
 
 

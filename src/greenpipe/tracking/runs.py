@@ -22,6 +22,7 @@ PARENT_ENV = "GREENPIPE_PARENT_RUN_ID"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_ROLE = "greenpipe.role"
 TAG_INVOCATION = "greenpipe.invocation"
+TAG_RECORD = "greenpipe.record_id"  # the stage run record a child run logged
 
 # Set by client_for where unset: MLflow's own (7 retries, ~4 min; 120 s a request) keep a
 # stage, its work done and energy spent, waiting minutes on a dead tracking server; these fail
@@ -162,15 +163,18 @@ def open_client(tracking: Any, root: Path) -> tuple[Any, str]:
 def open_store(tracking: Any, experiment: str, root: Path) -> Store:
     """The one way to open the tracking store for writing: `open_client`, then create or
     restore the experiment, and mark KILLED the runs of dead processes."""
-    uri = resolve_tracking_uri(tracking.mlflow_uri, root)
-    check_reachable(uri)
-    return store_at(uri, experiment, root / tracking.artifact_dir, root)
+    client, uri = open_client(tracking, root)
+    return _store(client, uri, experiment, root / tracking.artifact_dir, root)
 
 
 def store_at(uri: str, experiment: str, artifact_root: Path, root: Path) -> Store:
-    """open_store on a resolved tracking URI (a stage record's): the experiment created or
-    restored, its id remembered for `root`, the runs of dead processes marked KILLED."""
-    client = client_for(uri)
+    """open_store on a resolved tracking URI (a stage record's)."""
+    return _store(client_for(uri), uri, experiment, artifact_root, root)
+
+
+def _store(client, uri: str, experiment: str, artifact_root: Path, root: Path) -> Store:
+    """The experiment created or restored, its id remembered for `root`, the runs of dead
+    processes marked KILLED."""
     exp_id = ensure_experiment(client, experiment, artifact_root)
     known.remember(root, uri, experiment, exp_id)
     reconcile_stale_runs(client, exp_id)
@@ -272,6 +276,12 @@ def dvc_invocation() -> tuple[str, str] | None:
             verb = "dvc exp run" if "exp" in cmd else "dvc repro"
             return f"{parent.pid}-{parent.create_time():.0f}", verb
     return None
+
+
+def runs_of_record(store: Store, record_id: str, max_results: int = 10) -> list:
+    """The runs that logged the stage run record `record_id` (tag TAG_RECORD)."""
+    flt = f"tags.`{TAG_RECORD}` = '{record_id}'"
+    return store.client.search_runs([store.exp_id], flt, max_results=max_results)
 
 
 def parent_hint(env: dict[str, str] | None = None) -> dict[str, Any]:

@@ -7,6 +7,8 @@
    flow's log), the bare time, the difference, and the part of it that a fresh interpreter
    importing the stage's framework costs by itself (`python -c "import torch"`, measured
    here), which the bare process pays only once; what remains is greenpipe's own fixed cost.
+   A stage that a stage server forked (greenpipe.flows.stage_server: its record holds
+   resources.preloaded_rss_mb) imported nothing per stage, so nothing is subtracted for it.
 2. Cached runs: `dvc repro` and `greenpipe run` in the finished workspace, nothing to do.
 3. Peak resident memory of each stage (the stage process's high-water mark, from its
    metrics file).
@@ -73,6 +75,17 @@ def spans(ws: Path) -> dict[str, float]:
             rel = path.relative_to(ws / "metrics").with_suffix("")
             name = "@".join(reversed(rel.parts[1:])) if rel.parts[0] == "models" else rel.name
             out[name] = span
+    return out
+
+
+def served(ws: Path) -> set[str]:
+    """The stages that ran as forks of a stage server (their framework was imported once,
+    before the first stage, as in the bare process), from their records."""
+    out = set()
+    for path in sorted((ws / "metrics").rglob("*.json")):
+        if "preloaded_rss_mb" in (json.loads(path.read_text()).get("resources") or {}):
+            rel = path.relative_to(ws / "metrics").with_suffix("")
+            out.add("@".join(reversed(rel.parts[1:])) if rel.parts[0] == "models" else rel.name)
     return out
 
 
@@ -164,21 +177,29 @@ def main(argv: list[str] | None = None) -> None:
     )
     # outside s: the stage's wall time less its own measured span and its framework import,
     # which the work's run-to-run spread (the evaluate stages' timed loops) does not reach
-    work = spans(tracked)
+    work, forked = spans(tracked), served(tracked)
     fixed, outside = [], []
     for stage, _ in commands:
         g, b = per_stage_g.get(stage), per_stage_b.get(stage)
-        fw = stage.partition("@")[2]
+        # a served stage imported nothing per stage: its server did, once, before the first
+        # stage (in "the flow outside the stages"), as the bare process does
+        imported = 0.0 if stage in forked else imports[stage.partition("@")[2]]
         if g is None or b is None:
             print(f"{stage:<20}  (not timed)")
             continue
-        beyond = g - b - imports[fw]
+        beyond = g - b - imported
         fixed.append(beyond)
-        out = g - work.get(stage, float("nan")) - imports[fw]
+        out = g - work.get(stage, float("nan")) - imported
         outside.append(out)
         print(
-            f"{stage:<20}{g:>12.1f}{b:>9.1f}{g - b:>9.1f}{imports[fw]:>10.1f}{beyond:>9.1f}"
+            f"{stage:<20}{g:>12.1f}{b:>9.1f}{g - b:>9.1f}{imported:>10.1f}{beyond:>9.1f}"
             f"{out:>10.1f}{memory.get(stage, float('nan')):>10.0f}"
+        )
+    ready = re.search(r"stage servers (.+) ready ([\d.]+) s after", log)
+    if ready:
+        print(
+            f"stage servers ({ready[1]}): served {len(forked)} of {len(commands)} stages, "
+            f"ready {float(ready[2]):.1f} s after they started (beside MLflow's opening)"
         )
     flow_cost = wall_g - sum(per_stage_g.values())
     ratio = wall_g / wall_b

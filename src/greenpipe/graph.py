@@ -41,6 +41,20 @@ def stage_graph(root: Path) -> dict[str, list[str]]:
         return _graph_of(repo)
 
 
+def stage_plan(root: Path, force: bool) -> tuple[dict[str, list[str]], dict[str, tuple]]:
+    """stage_graph, and {stage: (wdir, cmd)} of the stages this run may execute: every stage
+    with `force`, else those DVC reports changed and the stages downstream of them."""
+    with open_repo(root) as repo:
+        graph = _graph_of(repo)
+        # status keys are addressings ("dvc.yaml:train@torch" from another working directory)
+        changed = set(graph) if force else {k.rpartition(":")[2] for k in repo.status()}
+        for stage, upstream in graph.items():  # dependency order: upstream first
+            if changed.intersection(upstream):
+                changed.add(stage)
+        stages = {s.name: s for s in repo.index.stages if s.cmd}
+        return graph, {n: (stages[n].wdir, stages[n].cmd) for n in graph if n in changed}
+
+
 def order_and_status(root: Path) -> tuple[list[str], bool]:
     """stage_order and up_to_date (every stage) from one opening of the repo: what
     `greenpipe run` asks before it starts a flow, a cached run included."""

@@ -295,6 +295,8 @@ def test_dvc_repro_runs_every_stage_under_one_parent(workspace):
     workspace.run("dvc", "repro")
     lock = yaml.safe_load((workspace.path / "dvc.lock").read_text())
     assert sorted(lock["stages"]) == sorted(stages)
+    # plain dvc repro starts each stage in its own interpreter: nothing preloaded
+    assert "preloaded_rss_mb" not in _record(workspace, "prepare")["resources"]
     runs = [r for r in workspace.runs() if r.info.run_id not in known]
     parents = _parents(runs, "dvc")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -450,6 +452,11 @@ def test_prefect_flow_runs_changed_stages_and_caches_the_rest(workspace):
         assert metrics[f"train/{backend}/teacher/energy_j"] == train["teacher"]["energy_j"]
         teacher = _record(workspace, f"evaluate@{backend}")["models"]["teacher"]
         assert metrics[f"evaluate/{backend}/models/teacher/accuracy"] == teacher["accuracy"]
+    # the stages it ran were forks of the flow's stage servers, which had preloaded their
+    # imports (greenpipe.flows.stage_server); their peak memory says how much of it that was
+    for stage in changed:
+        resources = _record(workspace, stage)["resources"]
+        assert 0 < resources["preloaded_rss_mb"] <= resources["peak_rss_mb"], (stage, resources)
     lock = yaml.safe_load((workspace.path / "dvc.lock").read_text())
     for backend in raw["train"]["backends"]:
         locked = lock["stages"][f"evaluate@{backend}"]["params"]["params.yaml"]

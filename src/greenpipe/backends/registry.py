@@ -18,6 +18,12 @@ def available_backends() -> list[str]:
     return sorted(_BACKENDS)
 
 
+def backend_module(name: str) -> str | None:
+    """The module that implements backend `name` (it imports the framework), or None."""
+    spec = _BACKENDS.get(name)
+    return spec.split(":")[0] if spec else None
+
+
 def get_backend(name: str) -> Backend:
     """The backend registered as `name` (imports its framework on first use)."""
     if name not in _BACKENDS:

@@ -29,7 +29,8 @@ from greenpipe.errors import (
     UsageError,
     console_without_tracebacks,
 )
-from greenpipe.graph import open_repo, stage_graph
+from greenpipe.flows.servers import StageServers
+from greenpipe.graph import open_repo, stage_plan
 from greenpipe.report import summary
 from greenpipe.tracking import ledger, recorder, records, runs
 from greenpipe.tracking import provenance as prov
@@ -50,10 +51,16 @@ def _retry_transient(task, task_run, state) -> bool:
     return False
 
 
-def stage_env(parent_run_id: str, tracking_uri: str) -> dict[str, str]:
-    """The environment a stage runs in: this interpreter first on PATH, the parent run id."""
+def python_env() -> dict[str, str]:
+    """This process's environment with this interpreter first on PATH (a stage's `python`)."""
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def stage_env(parent_run_id: str, tracking_uri: str) -> dict[str, str]:
+    """The environment a stage runs in: this interpreter first on PATH, the parent run id."""
+    env = python_env()
     env[runs.PARENT_ENV] = parent_run_id
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     env[records.LOGGED_BY_ENV] = str(os.getpid())  # this flow logs its stages' records
@@ -215,33 +222,50 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
 
     root_p = deployment_root(root)
     params = load_params(root_p / "params.yaml")
-    graph = stage_graph(root_p)
-    store, parent = open_parent(root_p, params, str(flow_run.name or "local"))
-    recorder.drain_if_free(records.folder(root_p))  # records a killed run left: logged now
-    env = stage_env(parent, store.uri)
-    task_opts = {
+    graph, runnable = stage_plan(root_p, force)
+    # the stage servers preload the stages' imports while MLflow opens (stage_server.py)
+    with StageServers(runnable, python_env()) as servers:
+        store, parent = open_parent(root_p, params, str(flow_run.name or "local"))
+        recorder.drain_if_free(records.folder(root_p))  # records a killed run left: logged now
+        outcome: dict[str, str] = {}
+        status = "FAILED"
+        try:
+            env = servers.stage_env(stage_env(parent, store.uri))
+            if servers.procs:
+                get_run_logger().info(
+                    "stage servers %s ready %.1f s after they started",
+                    ", ".join(servers.procs),
+                    servers.ready_after_s,
+                )
+            # the stages' run records are logged to MLflow by this process, as they end
+            with recorder.Pump(records.folder(root_p)):
+                run_graph(graph, str(root_p), env, force, task_options(params), outcome)
+            status = "FINISHED"
+        finally:
+            close_parent(root_p, store, parent, outcome, status)
+    return outcome
+
+
+def task_options(params) -> dict:
+    return {
         "retries": params.orchestration.retries,
         "retry_delay_seconds": params.orchestration.retry_delays() or 0,
     }
-    outcome: dict[str, str] = {}
-    status = "FAILED"
-    try:
-        # the stages' run records are logged to MLflow by this process, as they end
-        with recorder.Pump(records.folder(root_p)):
-            run_graph(graph, str(root_p), env, force, task_opts, outcome)
-        status = "FINISHED"
-    finally:
-        how = {s: HOW[st] for s, st in outcome.items() if st in HOW}
-        blocks = ledger.workspace_blocks(root_p, list(outcome))
-        ledger.reconcile(store, parent, blocks, how)
-        client = store.client
-        for name in ("dvc.lock", "params.yaml"):
-            if (root_p / name).is_file():
-                client.log_artifact(parent, str(root_p / name))
-        client.set_tag(parent, "greenpipe.stages", ",".join(f"{k}={v}" for k, v in outcome.items()))
-        client.set_terminated(parent, status)
-        publish_energy(store, parent, summary.stage_rows(blocks, outcome))
-    return outcome
+
+
+def close_parent(root_p: Path, store: runs.Store, parent: str, outcome: dict, status: str):
+    """The parent run's ledger, its dvc.lock and params.yaml, the stages' states, its status
+    and the Prefect artifact of the stages' energy."""
+    how = {s: HOW[st] for s, st in outcome.items() if st in HOW}
+    blocks = ledger.workspace_blocks(root_p, list(outcome))
+    ledger.reconcile(store, parent, blocks, how)
+    client = store.client
+    for name in ("dvc.lock", "params.yaml"):
+        if (root_p / name).is_file():
+            client.log_artifact(parent, str(root_p / name))
+    client.set_tag(parent, "greenpipe.stages", ",".join(f"{k}={v}" for k, v in outcome.items()))
+    client.set_terminated(parent, status)
+    publish_energy(store, parent, summary.stage_rows(blocks, outcome))
 
 
 def publish_energy(store: runs.Store, parent: str, rows: list[dict]) -> None:

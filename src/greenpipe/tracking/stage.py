@@ -107,12 +107,27 @@ def energy_block(
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this stage's process so far (MiB), from getrusage."""
+    """Peak resident memory of this stage's process so far (MiB): VmHWM on Linux (a stage
+    server resets it when it forks the stage, which getrusage would not see), else getrusage."""
     import resource
     import sys
 
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB
+
+
+def resources() -> dict[str, float]:
+    """The stage's `resources` figures: its peak resident memory, and under `greenpipe run`
+    the part of it its stage server had already loaded (libraries shared with the server)."""
+    out = {"peak_rss_mb": peak_rss_mb()}
+    preloaded = os.environ.get("GREENPIPE_PRELOADED_RSS_MB")
+    if preloaded:
+        out["preloaded_rss_mb"] = float(preloaded)
+    return out
 
 
 def record_fields(stage: str, params: Params, root: Path, uri: str) -> dict[str, Any]:
@@ -153,7 +168,7 @@ def energy_span(meter: EnergyMeter, box: dict) -> Iterator[dict[str, EnergyReadi
 
 def _write_metrics(run: StageRun, metrics_path: str | Path | None, energy: dict) -> None:
     """Add the peak memory to the stage's metrics; write them with the energy block."""
-    run.metrics["resources"] = {"peak_rss_mb": peak_rss_mb()}
+    run.metrics["resources"] = resources()
     if metrics_path is not None:
         artifacts.write_json(metrics_path, {**run.metrics, "energy": energy})
 

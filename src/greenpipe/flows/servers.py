@@ -41,7 +41,7 @@ def enabled() -> bool:
     value = os.environ.get(server.SWITCH_ENV, "on").strip().lower()
     if value not in {"on", "off"}:
         raise GreenpipeError(f"{server.SWITCH_ENV}={value!r}: set it to 'on' or 'off'")
-    return value == "on"
+    return value == "on" and os.name == "posix"  # fork and fd passing over Unix sockets
 
 
 class StageServers:

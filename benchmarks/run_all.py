@@ -17,7 +17,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["train_throughput.py", "overhead.py", "growth.py", "runtimes.py", "precision.py"]
+BENCHMARKS = [
+    "train_throughput.py",
+    "overhead.py",
+    "served_stage.py",
+    "growth.py",
+    "runtimes.py",
+    "precision.py",
+]
 
 
 def gpus(hw: dict) -> str:

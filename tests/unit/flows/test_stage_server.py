@@ -48,6 +48,7 @@ def served(tmp_path):
     base = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
     base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base['PATH']}"
     with StageServers({"s": (str(tmp_path), "python stage.py --a 1")}, base) as servers:
+        assert list(servers.procs) == ["base"]  # the tests below go through it
         yield tmp_path, servers.stage_env(base)
 
 

@@ -20,6 +20,11 @@
 
 Each copy has its own Inductor cache, so each side compiles its AOTInductor models cold.
 
+--rounds N (default 2) runs N pairs in ABBA order (greenpipe, bare, bare, greenpipe, ...),
+each in a fresh copy, and compares the sums: this machine's speed drifts by up to 10% over
+the minutes of a long workload, and a single pair carries that drift into the ratio. Per stage
+figures are means over the rounds; --rounds 1 is one pair.
+
 Targets (issue 17): fixed cost per stage beyond interpreter and framework import <= 1.0 s on
 average under greenpipe run and <= 2.0 s under plain dvc repro; end to end <= 1.25x the bare
 process on the default experiment and <= 1.05x on plans/realistic.yaml; cached dvc repro and
@@ -128,39 +133,66 @@ def timed(ws: Path, *cmd: str) -> tuple[float, str]:
     return time.perf_counter() - t0, proc.stderr + proc.stdout
 
 
-def plan_overrides(argv: list[str]) -> dict:
-    """The overrides of --plan PLAN's single variant, or the default experiment's (none)."""
+def parse(argv: list[str]):
     import argparse
-
-    import yaml
-
-    from greenpipe.sweep import load_plan
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--plan", help="a plan with one variant: the workload to measure")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="pairs of greenpipe run and bare process, in ABBA order (default 2: greenpipe, "
+        "bare, bare, greenpipe): the sums cancel a steady drift of the machine's speed",
+    )
     args = p.parse_args(argv)
-    if not args.plan:
-        return PARAMS
-    raw = yaml.safe_load((workspace.ROOT / "params.yaml").read_text())
-    _, variants = load_plan(args.plan, raw)
-    if len(variants) != 1:
-        p.error(f"--plan {args.plan} has {len(variants)} variants; give a plan with one")
-    return variants[0].overrides
+    if args.rounds < 1:
+        p.error(f"--rounds {args.rounds}: give 1 or more")
+    return args
+
+
+def abba(rounds: int) -> list[str]:
+    """The order of the runs: greenpipe, bare | bare, greenpipe | greenpipe, bare | ..."""
+    pair = ("greenpipe", "bare")
+    return [arm for i in range(rounds) for arm in (pair if i % 2 == 0 else pair[::-1])]
+
+
+def run_greenpipe(params: dict) -> tuple[Path, float, dict[str, float], str]:
+    ws = workspace.make(params)
+    wall, log = timed(ws, "greenpipe", "run")
+    per_stage = {m[0]: float(m[1]) for m in re.findall(r"stage (\S+) ran in ([\d.]+) s", log)}
+    return ws, wall, per_stage, log
+
+
+def run_bare(params: dict) -> tuple[Path, float, dict[str, float], list]:
+    ws = workspace.make(params)
+    spec = ws / "stages.json"
+    commands = stage_commands(ws)
+    spec.write_text(json.dumps(commands))
+    script = str(Path(__file__).resolve().parent / "bare_pipeline.py")
+    wall, out = timed(ws, sys.executable, script, str(spec))
+    return ws, wall, json.loads(out.strip().splitlines()[-1]), commands
+
+
+def mean_of(dicts: list[dict[str, float]]) -> dict[str, float]:
+    keys = set.intersection(*(set(d) for d in dicts))
+    return {k: statistics.fmean(d[k] for d in dicts) for k in keys}
 
 
 def main(argv: list[str] | None = None) -> None:
-    params = plan_overrides(sys.argv[1:] if argv is None else argv)
-    tracked = workspace.make(params)
-    wall_g, log = timed(tracked, "greenpipe", "run")
-    per_stage_g = {m[0]: float(m[1]) for m in re.findall(r"stage (\S+) ran in ([\d.]+) s", log)}
-
-    bare = workspace.make(params)
-    spec = bare / "stages.json"
-    commands = stage_commands(bare)
-    spec.write_text(json.dumps(commands))
-    script = str(Path(__file__).resolve().parent / "bare_pipeline.py")
-    wall_b, out = timed(bare, sys.executable, script, str(spec))
-    per_stage_b = json.loads(out.strip().splitlines()[-1])
+    args = parse(sys.argv[1:] if argv is None else argv)
+    params = workspace.plan_overrides(args.plan) if args.plan else PARAMS
+    runs: dict[str, list] = {"greenpipe": [], "bare": []}
+    for arm in abba(args.rounds):
+        runs[arm].append(run_greenpipe(params) if arm == "greenpipe" else run_bare(params))
+        print(f"{arm} run {len(runs[arm])}: {runs[arm][-1][1]:.1f} s", flush=True)
+    # per stage: the mean over the rounds; the workspace of greenpipe's last run for records
+    tracked, _, _, log = runs["greenpipe"][-1]
+    wall_g = sum(r[1] for r in runs["greenpipe"]) / args.rounds
+    wall_b = sum(r[1] for r in runs["bare"]) / args.rounds
+    per_stage_g = mean_of([r[2] for r in runs["greenpipe"]])
+    per_stage_b = mean_of([r[2] for r in runs["bare"]])
+    commands = runs["bare"][0][3]
 
     dvc_wall = None
     if not params:  # the default experiment: plain dvc repro too
@@ -177,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     # outside s: the stage's wall time less its own measured span and its framework import,
     # which the work's run-to-run spread (the evaluate stages' timed loops) does not reach
-    work, forked = spans(tracked), served(tracked)
+    work = mean_of([spans(r[0]) for r in runs["greenpipe"]])
+    forked = set.intersection(*(served(r[0]) for r in runs["greenpipe"]))
     fixed, outside = [], []
     for stage, _ in commands:
         g, b = per_stage_g.get(stage), per_stage_b.get(stage)
@@ -203,12 +236,20 @@ def main(argv: list[str] | None = None) -> None:
         )
     flow_cost = wall_g - sum(per_stage_g.values())
     ratio = wall_g / wall_b
+    if args.rounds > 1:
+        pairs = [g[1] / b[1] for g, b in zip(runs["greenpipe"], runs["bare"], strict=True)]
+        print(
+            f"{args.rounds} rounds in ABBA order, greenpipe run / bare process per round: "
+            + ", ".join(f"{r:.3f}" for r in pairs)
+            + f"; of the sums: {ratio:.3f}"
+        )
     # what greenpipe itself adds, measured directly: the flow outside the stages and each
     # stage's time outside its own span; unlike the end-to-end ratio it does not carry the
     # drift of the machine's speed between the two runs (+-10% over a long workload here)
     own = (wall_b + flow_cost + sum(outside)) / wall_b
     print(
-        f"end to end: greenpipe run {wall_g:.1f} s, bare process {wall_b:.1f} s, "
+        f"end to end (mean of {args.rounds}): greenpipe run {wall_g:.1f} s, bare process "
+        f"{wall_b:.1f} s, "
         f"ratio {ratio:.3f} (overhead {100 * (ratio - 1):.1f}%); flow outside stages "
         f"{flow_cost:.1f} s; (bare + flow outside + stages outside their spans) / bare "
         f"{own:.3f}"

@@ -8,7 +8,15 @@ a server, N rounds each, in one fresh copy of the repo whose upstream stages DVC
 Tracking is off in both (GREENPIPE_TRACKING=off), so only the start and the work differ.
 Prints each round, the medians and served / fresh (< 1: the server saved the imports).
 
-Usage: python benchmarks/served_stage.py [--stage distill@torch] [--rounds 3]
+With --tracked a third arm runs the stage as `greenpipe run` does: served, with its MLflow
+record and CodeCarbon tracker. Against the served untracked arm it tells whether tracking
+slows the stage's own work (the tracker samples power every 15 s in a thread), free of the
+machine's drift between two long runs, which interleaving cancels.
+--plan PLAN and --set KEY=VALUE size the workload (e.g. --plan plans/realistic.yaml
+--set distill.epochs=3: the realistic stage, shorter).
+
+Usage: python benchmarks/served_stage.py [--stage distill@torch] [--rounds 3] [--tracked]
+       [--plan PLAN] [--set KEY=VALUE ...]
 Prints JSON result rows on the last line for benchmarks/run_all.py.
 """
 
@@ -43,36 +51,67 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--stage", default="distill@torch")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--tracked", action="store_true", help="a third arm: served and tracked")
+    p.add_argument("--plan", help="a plan with one variant: the workload")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
-    ws = workspace.make({"train.backends": [args.stage.partition("@")[2] or "torch"]})
+    overrides = workspace.plan_overrides(args.plan, args.set)
+    overrides.setdefault("train.backends", [args.stage.partition("@")[2] or "torch"])
+    ws = workspace.make(overrides)
     workspace.run(ws, "dvc", "repro", args.stage)  # its upstream stages, and itself once
     wdir, cmd = command_of(ws, args.stage)
     env = workspace.env() | {"GREENPIPE_TRACKING": "off", "PREFECT_HOME": str(ws / ".prefect")}
     env["TORCHINDUCTOR_CACHE_DIR"] = str(ws / ".inductor-cache")
     times: dict[str, list[float]] = {"fresh": [], "served": []}
+    spans: list[float] = []
     with StageServers({args.stage: (wdir, cmd)}, env) as servers:
         arms = {"fresh": env, "served": servers.stage_env(env)}
+        if args.tracked:
+            tracked = env | {"GREENPIPE_TRACKING": "on"}
+            arms["tracked"] = servers.stage_env(tracked)
+            times["tracked"] = []
         for i in range(args.rounds):
-            for arm, arm_env in arms.items():
+            # rotate the order so that no arm always runs first in a round
+            order = list(arms)[i % len(arms) :] + list(arms)[: i % len(arms)]
+            for arm in order:
                 t0 = time.perf_counter()
                 subprocess.run(
-                    ["bash", "-c", cmd], cwd=wdir, env=arm_env, check=True, capture_output=True
+                    ["bash", "-c", cmd], cwd=wdir, env=arms[arm], check=True, capture_output=True
                 )
                 times[arm].append(time.perf_counter() - t0)
-                print(f"round {i + 1} {arm:<7} {times[arm][-1]:.1f} s", flush=True)
-    fresh, served = (statistics.median(times[a]) for a in ("fresh", "served"))
-    ratio = served / fresh
+                extra = ""
+                if arm == "tracked":
+                    spans.append(span_of(ws, args.stage))
+                    extra = f" (CodeCarbon span {spans[-1]:.1f} s)"
+                print(f"round {i + 1} {arm:<7} {times[arm][-1]:.1f} s{extra}", flush=True)
+    med = {a: statistics.median(t) for a, t in times.items()}
+    ratio = med["served"] / med["fresh"]
     print(
-        f"{args.stage}: fresh interpreter {fresh:.1f} s, served {served:.1f} s (medians of "
-        f"{args.rounds}); served / fresh {ratio:.3f}"
+        f"{args.stage}: fresh interpreter {med['fresh']:.1f} s, served {med['served']:.1f} s "
+        f"(medians of {args.rounds}); served / fresh {ratio:.3f}"
     )
-    row = (
-        f"{args.stage}: served / fresh interpreter (wall, medians)",
-        ratio,
-        "<= 1.0",
-        ratio <= 1.0,
-    )
-    print(json.dumps({"rows": [row]}))
+    rows = [
+        (f"{args.stage}: served / fresh interpreter (wall, medians)", ratio, "<= 1.0", ratio <= 1.0)
+    ]
+    if args.tracked:
+        # both served: only the MLflow record and the CodeCarbon tracker differ
+        tracked_ratio = med["tracked"] / med["served"]
+        print(
+            f"{args.stage}: served and tracked {med['tracked']:.1f} s, its CodeCarbon span "
+            f"{statistics.median(spans):.1f} s (medians); tracked / untracked (both served) "
+            f"{tracked_ratio:.3f}"
+        )
+        rows.append(
+            (f"{args.stage}: tracked / untracked, both served (wall)", tracked_ratio, "-", None)
+        )
+    print(json.dumps({"rows": rows}))
+
+
+def span_of(ws: Path, stage: str) -> float:
+    """The CodeCarbon span of STAGE's last tracked run, from its metrics file."""
+    name, _, backend = stage.partition("@")
+    path = ws / "metrics" / ("models/" + backend + "/" + name if backend else name)
+    return json.loads(path.with_suffix(".json").read_text())["energy"]["duration_s"]
 
 
 if __name__ == "__main__":

@@ -69,3 +69,22 @@ def run(ws: Path, *cmd: str) -> subprocess.CompletedProcess:
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return proc
+
+
+def plan_overrides(plan: str | None, sets: list[str] = ()) -> dict:
+    """The overrides of PLAN's single variant (none without a plan), then KEY=VALUE sets."""
+    from greenpipe.sweep import load_plan
+
+    out: dict = {}
+    if plan:
+        raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+        _, variants = load_plan(plan, raw)
+        if len(variants) != 1:
+            raise SystemExit(f"--plan {plan} has {len(variants)} variants; give a plan with one")
+        out.update(variants[0].overrides)
+    for item in sets:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise SystemExit(f"--set {item!r} is not KEY=VALUE; write e.g. --set distill.epochs=3")
+        out[key] = yaml.safe_load(value)
+    return out

@@ -48,6 +48,8 @@ class StageServers:
     """The servers of one flow run: started at once (their imports overlap the flow's own
     set-up), waited for by env() before the first stage, and ended with the run."""
 
+    GRACE_S = 10.0  # how long a server that closed its output unready may take to exit
+
     def __init__(self, commands: dict[str, tuple[str, str]], env: dict[str, str]):
         self.plan = served_scripts(commands) if enabled() else {}
         self.folder = tempfile.mkdtemp(prefix="greenpipe-stages-")
@@ -71,23 +73,36 @@ class StageServers:
         preloaded; a server that ended before it was ready is an error that names it."""
         if not self.procs:
             return env
-        for key, proc in self.procs.items():
-            if proc.stdout.readline().strip() != b"ready":
-                raise GreenpipeError(
-                    f"the stage server for the {key} stages ended before it was ready (exit "
-                    f"{proc.wait()}); see its error above, or set {server.SWITCH_ENV}=off to "
-                    "start each stage in its own interpreter"
-                )
-        self.ready_after_s = time.perf_counter() - self.started
         shim = Path(self.folder) / "bin" / "python"
-        shim.parent.mkdir()
-        shim.write_text(
-            "#!/bin/sh\n# greenpipe run: a stage's python, served by a preloaded stage server\n"
-            f'exec {shlex.quote(sys.executable)} -m {server.__name__} run "$@"\n'
-        )
-        shim.chmod(0o755)
+        if self.ready_after_s is None:  # the first call waits; later ones reuse the shim
+            for key, proc in self.procs.items():
+                if proc.stdout.readline().strip() != b"ready":
+                    raise GreenpipeError(
+                        f"the stage server for the {key} stages ended before it was ready "
+                        f"({self._ended(proc)}); see its error above, or set "
+                        f"{server.SWITCH_ENV}=off to start each stage in its own interpreter"
+                    )
+            self.ready_after_s = time.perf_counter() - self.started
+            shim.parent.mkdir()
+            shim.write_text(
+                "#!/bin/sh\n# greenpipe run: a stage's python, served by a preloaded stage "
+                "server\n"
+                f'exec {shlex.quote(sys.executable)} -m {server.__name__} run "$@"\n'
+            )
+            shim.chmod(0o755)
         path = f"{shim.parent}{os.pathsep}{env.get('PATH', '')}"
         return {**env, "PATH": path, server.SOCKETS_ENV: self.folder}
+
+    @classmethod
+    def _ended(cls, proc: subprocess.Popen) -> str:
+        """How a server that said nothing ended: its exit, or that it closed its output and
+        was stopped (never waited on unbounded: the caller is the flow)."""
+        try:
+            return f"exit {proc.wait(timeout=cls.GRACE_S)}"
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return "it closed its output unready and was stopped"
 
     def close(self) -> None:
         for proc in self.procs.values():

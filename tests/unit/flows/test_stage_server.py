@@ -112,6 +112,30 @@ def test_a_server_that_cannot_start_is_a_one_line_error(tmp_path):
         servers.stage_env(env)
 
 
+def test_a_second_stage_env_reuses_the_ready_servers(tmp_path):
+    (tmp_path / "stage.py").write_text("print('x')\n")
+    base = dict(os.environ)
+    with StageServers({"s": (str(tmp_path), "python stage.py")}, base) as servers:
+        first = servers.stage_env(base)
+        second = servers.stage_env(dict(base, X="1"))  # no second "ready" to read: no wait
+        assert second["PATH"] == first["PATH"] and second["X"] == "1"
+        ran = _sh(tmp_path, second, "python stage.py")
+    assert ran.returncode == 0 and ran.stdout == "x\n"
+
+
+def test_a_server_that_goes_quiet_is_stopped_not_waited_on(tmp_path, monkeypatch):
+    servers = StageServers({}, dict(os.environ))
+    # a process that closes its output without "ready" and stays alive
+    quiet = "import os, time; os.close(1); time.sleep(60)"
+    servers.procs["torch"] = subprocess.Popen(
+        [sys.executable, "-c", quiet], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
+    )
+    monkeypatch.setattr(StageServers, "GRACE_S", 0.5)
+    with servers, pytest.raises(GreenpipeError, match="closed its output unready and was stopped"):
+        servers.stage_env(dict(os.environ))
+    assert servers.procs["torch"].returncode is not None  # stopped, not left running
+
+
 def test_switched_off_no_server_starts_and_a_bad_switch_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv(stage_server.SWITCH_ENV, "off")
     with StageServers({"s": (str(tmp_path), "python stage.py")}, {}) as servers:

@@ -1,0 +1,55 @@
+"""benchmarks/overhead.py's rounds run in ABBA order, so that the sums cancel a steady drift
+of the machine's speed, and per-stage figures are means over the rounds; the workload
+overrides (--plan, --set) name a bad item and its fix."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def test_rounds_alternate_abba_so_a_linear_drift_cancels():
+    overhead = _load("overhead")
+    order = overhead.abba(2)
+    assert order == ["greenpipe", "bare", "bare", "greenpipe"]
+    assert overhead.abba(1) == ["greenpipe", "bare"]
+    # a machine that slows by 10 s per run: the same work takes 100, 110, 120, 130 s
+    walls = {"greenpipe": [], "bare": []}
+    for i, arm in enumerate(order):
+        walls[arm].append(100 + 10 * i)
+    assert sum(walls["greenpipe"]) == sum(walls["bare"])  # ratio 1: the drift cancelled
+
+
+def test_per_stage_figures_are_means_over_the_stages_every_round_timed():
+    overhead = _load("overhead")
+    assert overhead.mean_of([{"a": 1.0, "b": 4.0}, {"a": 3.0}]) == {"a": 2.0}
+
+
+def test_rounds_below_one_and_bad_sets_name_the_fix():
+    overhead = _load("overhead")
+    with pytest.raises(SystemExit):
+        overhead.parse(["--rounds", "0"])
+    workspace = _load("workspace")
+    assert workspace.plan_overrides(None, ["distill.epochs=3", "x.y=[a, b]"]) == {
+        "distill.epochs": 3,
+        "x.y": ["a", "b"],
+    }
+    with pytest.raises(SystemExit, match="not KEY=VALUE; write e.g. --set distill.epochs=3"):
+        workspace.plan_overrides(None, ["distill.epochs"])
+    assert workspace.plan_overrides(str(ROOT / "plans" / "realistic.yaml"))["distill.epochs"] == 20

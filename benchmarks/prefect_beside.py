@@ -30,8 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import workspace  # noqa: E402
-from served_stage import command_of  # noqa: E402
+from served_stage import prepared_stage, rotated, run_stage, workload_args  # noqa: E402
 
 from greenpipe.flows.servers import StageServers  # noqa: E402
 
@@ -82,37 +81,19 @@ def prefect_server(env: dict[str, str], idle: bool):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--stage", default="distill@torch")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--plan", help="a plan with one variant: the workload")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    workload_args(p)
     args = p.parse_args()
-    overrides = workspace.plan_overrides(args.plan, args.set)
-    overrides.setdefault("train.backends", [args.stage.partition("@")[2] or "torch"])
-    ws = workspace.make(overrides)
-    workspace.run(ws, "dvc", "repro", args.stage)  # its upstream stages, and itself once
-    wdir, cmd = command_of(ws, args.stage)
-    env = workspace.env() | {"GREENPIPE_TRACKING": "off", "PREFECT_HOME": str(ws / ".prefect")}
-    env["TORCHINDUCTOR_CACHE_DIR"] = str(ws / ".inductor-cache")
+    _, wdir, cmd, env = prepared_stage(args)
     arms = {"alone": None, "beside": False, "beside_idle": True}
     times: dict[str, list[float]] = {a: [] for a in arms}
     with StageServers({args.stage: (wdir, cmd)}, env) as servers:
         stage_env = servers.stage_env(env)
         for i in range(args.rounds):
-            order = list(arms)[i % len(arms) :] + list(arms)[: i % len(arms)]
-            for arm in order:
+            for arm in rotated(list(arms), i):
                 with contextlib.ExitStack() as stack:
                     if arms[arm] is not None:
                         stack.enter_context(prefect_server(env, idle=arms[arm]))
-                    t0 = time.perf_counter()
-                    subprocess.run(
-                        ["bash", "-c", cmd],
-                        cwd=wdir,
-                        env=stage_env,
-                        check=True,
-                        capture_output=True,
-                    )
-                    times[arm].append(time.perf_counter() - t0)
+                    times[arm].append(run_stage(cmd, wdir, stage_env))
                 print(f"round {i + 1} {arm:<12} {times[arm][-1]:.1f} s", flush=True)
     med = {a: statistics.median(t) for a, t in times.items()}
     beside, idle = med["beside"] / med["alone"], med["beside_idle"] / med["alone"]

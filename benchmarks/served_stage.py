@@ -10,7 +10,8 @@ Prints each round, the medians and served / fresh (< 1: the server saved the imp
 
 With --tracked a third arm runs the stage as `greenpipe run` does: served, with its MLflow
 record and CodeCarbon tracker. Against the served untracked arm it tells whether tracking
-slows the stage's own work (the tracker samples power every 15 s in a thread), free of the
+slows the stage's own work (the tracker samples power every tracking.measure_power_secs,
+1 s by default, in a thread), free of the
 machine's drift between two long runs, which interleaving cancels.
 --plan PLAN and --set KEY=VALUE size the workload (e.g. --plan plans/realistic.yaml
 --set distill.epochs=3: the realistic stage, shorter).
@@ -47,14 +48,17 @@ def command_of(ws: Path, stage: str) -> tuple[str, str]:
     return wdir, cmd
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def workload_args(p: argparse.ArgumentParser) -> None:
+    """The options that choose the stage and size its workload (shared by prefect_beside.py)."""
     p.add_argument("--stage", default="distill@torch")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--tracked", action="store_true", help="a third arm: served and tracked")
     p.add_argument("--plan", help="a plan with one variant: the workload")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = p.parse_args()
+
+
+def prepared_stage(args: argparse.Namespace) -> tuple[Path, str, str, dict[str, str]]:
+    """(workspace, the stage's wdir, its command, an untracked env): a fresh copy of the repo
+    with the workload's overrides, whose upstream stages DVC has run."""
     overrides = workspace.plan_overrides(args.plan, args.set)
     overrides.setdefault("train.backends", [args.stage.partition("@")[2] or "torch"])
     ws = workspace.make(overrides)
@@ -62,6 +66,27 @@ def main() -> None:
     wdir, cmd = command_of(ws, args.stage)
     env = workspace.env() | {"GREENPIPE_TRACKING": "off", "PREFECT_HOME": str(ws / ".prefect")}
     env["TORCHINDUCTOR_CACHE_DIR"] = str(ws / ".inductor-cache")
+    return ws, wdir, cmd, env
+
+
+def rotated(arms: list[str], i: int) -> list[str]:
+    """Round i's order of the arms: rotated so that no arm always runs first."""
+    return arms[i % len(arms) :] + arms[: i % len(arms)]
+
+
+def run_stage(cmd: str, wdir: str, env: dict[str, str]) -> float:
+    """The stage's command as DVC runs it (`bash -c CMD`); its wall time in s."""
+    t0 = time.perf_counter()
+    subprocess.run(["bash", "-c", cmd], cwd=wdir, env=env, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    workload_args(p)
+    p.add_argument("--tracked", action="store_true", help="a third arm: served and tracked")
+    args = p.parse_args()
+    ws, wdir, cmd, env = prepared_stage(args)
     times: dict[str, list[float]] = {"fresh": [], "served": []}
     spans: list[float] = []
     with StageServers({args.stage: (wdir, cmd)}, env) as servers:
@@ -71,14 +96,8 @@ def main() -> None:
             arms["tracked"] = servers.stage_env(tracked)
             times["tracked"] = []
         for i in range(args.rounds):
-            # rotate the order so that no arm always runs first in a round
-            order = list(arms)[i % len(arms) :] + list(arms)[: i % len(arms)]
-            for arm in order:
-                t0 = time.perf_counter()
-                subprocess.run(
-                    ["bash", "-c", cmd], cwd=wdir, env=arms[arm], check=True, capture_output=True
-                )
-                times[arm].append(time.perf_counter() - t0)
+            for arm in rotated(list(arms), i):
+                times[arm].append(run_stage(cmd, wdir, arms[arm]))
                 extra = ""
                 if arm == "tracked":
                     spans.append(span_of(ws, args.stage))

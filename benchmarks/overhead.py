@@ -19,11 +19,14 @@
    with --plan (a long workload would take a third run).
 
 Each copy has its own Inductor cache, so each side compiles its AOTInductor models cold.
+Every run shares one Prefect home whose database was created before the first timed run
+(workspace.prefect_home): a machine that has run Prefect before, as a user's ~/.prefect is.
 
 --rounds N (default 2) runs N pairs in ABBA order (greenpipe, bare, bare, greenpipe, ...),
 each in a fresh copy, and compares the sums: this machine's speed drifts by up to 10% over
 the minutes of a long workload, and a single pair carries that drift into the ratio. Per stage
-figures are means over the rounds; --rounds 1 is one pair.
+figures are means over the rounds; --rounds 1 is one pair. It prints each round's ratio,
+their median, and how far apart the same arm's runs were (this machine's noise).
 
 Targets (issue 17): fixed cost per stage beyond interpreter and framework import <= 1.0 s on
 average under greenpipe run and <= 2.0 s under plain dvc repro; end to end <= 1.25x the bare
@@ -174,6 +177,11 @@ def run_bare(params: dict) -> tuple[Path, float, dict[str, float], list]:
     return ws, wall, json.loads(out.strip().splitlines()[-1]), commands
 
 
+def spread(walls: list[float]) -> float:
+    """How far apart runs of the same work are: slowest / fastest - 1."""
+    return max(walls) / min(walls) - 1
+
+
 def mean_of(dicts: list[dict[str, float]]) -> dict[str, float]:
     keys = set.intersection(*(set(d) for d in dicts))
     return {k: statistics.fmean(d[k] for d in dicts) for k in keys}
@@ -241,7 +249,13 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{args.rounds} rounds in ABBA order, greenpipe run / bare process per round: "
             + ", ".join(f"{r:.3f}" for r in pairs)
-            + f"; of the sums: {ratio:.3f}"
+            + f"; median {statistics.median(pairs):.3f}; of the sums: {ratio:.3f}"
+        )
+        # the same work run twice: how far apart this machine puts two runs of one arm
+        print(
+            "run-to-run spread of the same arm (slowest / fastest - 1): bare process "
+            f"{100 * spread([r[1] for r in runs['bare']]):.1f}%, greenpipe run "
+            f"{100 * spread([r[1] for r in runs['greenpipe']]):.1f}%"
         )
     # what greenpipe itself adds, measured directly: the flow outside the stages and each
     # stage's time outside its own span; unlike the end-to-end ratio it does not carry the

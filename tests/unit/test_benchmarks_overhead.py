@@ -53,3 +53,24 @@ def test_rounds_below_one_and_bad_sets_name_the_fix():
     with pytest.raises(SystemExit, match="not KEY=VALUE; write e.g. --set distill.epochs=3"):
         workspace.plan_overrides(None, ["distill.epochs"])
     assert workspace.plan_overrides(str(ROOT / "plans" / "realistic.yaml"))["distill.epochs"] == 20
+
+
+def test_spread_is_the_slowest_over_the_fastest_run_of_one_arm():
+    overhead = _load("overhead")
+    assert overhead.spread([963.7, 879.6]) == pytest.approx(963.7 / 879.6 - 1)
+    assert overhead.spread([100.0]) == 0.0
+
+
+def test_benchmark_runs_share_one_prefect_home_created_before_any_timed_run(monkeypatch):
+    workspace = _load("workspace")
+    calls = []
+    monkeypatch.setattr(workspace.subprocess, "run", lambda cmd, **kw: calls.append(kw["env"]))
+    home = workspace.prefect_home()
+    try:
+        assert workspace.prefect_home() == home  # created once, then reused by every run
+        assert [e["PREFECT_HOME"] for e in calls] == [str(home)]
+        assert home.is_dir()
+    finally:
+        import shutil
+
+        shutil.rmtree(home, ignore_errors=True)

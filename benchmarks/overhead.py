@@ -43,6 +43,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workspace  # noqa: E402
@@ -76,37 +77,26 @@ def import_cost(framework: str, repeats: int = 3) -> float:
 
 def spans(ws: Path) -> dict[str, float]:
     """{stage: the s its CodeCarbon span measured}: the stage's own work, from its record."""
-    out = {}
-    for path in sorted((ws / "metrics").rglob("*.json")):
-        span = (json.loads(path.read_text()).get("energy") or {}).get("duration_s")
-        if span is not None:
-            rel = path.relative_to(ws / "metrics").with_suffix("")
-            name = "@".join(reversed(rel.parts[1:])) if rel.parts[0] == "models" else rel.name
-            out[name] = span
-    return out
+    metrics = workspace.stage_metrics(ws).items()
+    return {
+        s: m["energy"]["duration_s"] for s, m in metrics if "duration_s" in (m.get("energy") or {})
+    }
 
 
 def served(ws: Path) -> set[str]:
     """The stages that ran as forks of a stage server (their framework was imported once,
     before the first stage, as in the bare process), from their records."""
-    out = set()
-    for path in sorted((ws / "metrics").rglob("*.json")):
-        if "preloaded_rss_mb" in (json.loads(path.read_text()).get("resources") or {}):
-            rel = path.relative_to(ws / "metrics").with_suffix("")
-            out.add("@".join(reversed(rel.parts[1:])) if rel.parts[0] == "models" else rel.name)
-    return out
+    metrics = workspace.stage_metrics(ws).items()
+    return {s for s, m in metrics if "preloaded_rss_mb" in (m.get("resources") or {})}
 
 
 def peak_memory(ws: Path) -> dict[str, float]:
-    out = {}
-    for path in sorted((ws / "metrics").rglob("*.json")):
-        m = json.loads(path.read_text())
-        rss = (m.get("resources") or {}).get("peak_rss_mb")
-        if rss is not None:
-            rel = path.relative_to(ws / "metrics").with_suffix("")
-            name = "@".join(reversed(rel.parts[1:])) if rel.parts[0] == "models" else rel.name
-            out[name] = rss
-    return out
+    metrics = workspace.stage_metrics(ws).items()
+    return {
+        s: m["resources"]["peak_rss_mb"]
+        for s, m in metrics
+        if "peak_rss_mb" in (m.get("resources") or {})
+    }
 
 
 def recorded(ws: Path) -> tuple[int, int, float]:
@@ -160,21 +150,29 @@ def abba(rounds: int) -> list[str]:
     return [arm for i in range(rounds) for arm in (pair if i % 2 == 0 else pair[::-1])]
 
 
-def run_greenpipe(params: dict) -> tuple[Path, float, dict[str, float], str]:
+class Run(NamedTuple):
+    ws: Path  # the workspace it ran in
+    wall: float  # s, end to end
+    per_stage: dict[str, float]  # s per stage
+    log: str  # greenpipe run's output ("" for the bare process)
+    commands: list  # the stages' commands in order (the bare process's; [] for greenpipe)
+
+
+def run_greenpipe(params: dict) -> Run:
     ws = workspace.make(params)
     wall, log = timed(ws, "greenpipe", "run")
     per_stage = {m[0]: float(m[1]) for m in re.findall(r"stage (\S+) ran in ([\d.]+) s", log)}
-    return ws, wall, per_stage, log
+    return Run(ws, wall, per_stage, log, [])
 
 
-def run_bare(params: dict) -> tuple[Path, float, dict[str, float], list]:
+def run_bare(params: dict) -> Run:
     ws = workspace.make(params)
     spec = ws / "stages.json"
     commands = stage_commands(ws)
     spec.write_text(json.dumps(commands))
     script = str(Path(__file__).resolve().parent / "bare_pipeline.py")
     wall, out = timed(ws, sys.executable, script, str(spec))
-    return ws, wall, json.loads(out.strip().splitlines()[-1]), commands
+    return Run(ws, wall, json.loads(out.strip().splitlines()[-1]), "", commands)
 
 
 def spread(walls: list[float]) -> float:
@@ -190,17 +188,17 @@ def mean_of(dicts: list[dict[str, float]]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
     params = workspace.plan_overrides(args.plan) if args.plan else PARAMS
-    runs: dict[str, list] = {"greenpipe": [], "bare": []}
+    runs: dict[str, list[Run]] = {"greenpipe": [], "bare": []}
     for arm in abba(args.rounds):
         runs[arm].append(run_greenpipe(params) if arm == "greenpipe" else run_bare(params))
-        print(f"{arm} run {len(runs[arm])}: {runs[arm][-1][1]:.1f} s", flush=True)
+        print(f"{arm} run {len(runs[arm])}: {runs[arm][-1].wall:.1f} s", flush=True)
     # per stage: the mean over the rounds; the workspace of greenpipe's last run for records
-    tracked, _, _, log = runs["greenpipe"][-1]
-    wall_g = sum(r[1] for r in runs["greenpipe"]) / args.rounds
-    wall_b = sum(r[1] for r in runs["bare"]) / args.rounds
-    per_stage_g = mean_of([r[2] for r in runs["greenpipe"]])
-    per_stage_b = mean_of([r[2] for r in runs["bare"]])
-    commands = runs["bare"][0][3]
+    tracked, log = runs["greenpipe"][-1].ws, runs["greenpipe"][-1].log
+    wall_g = sum(r.wall for r in runs["greenpipe"]) / args.rounds
+    wall_b = sum(r.wall for r in runs["bare"]) / args.rounds
+    per_stage_g = mean_of([r.per_stage for r in runs["greenpipe"]])
+    per_stage_b = mean_of([r.per_stage for r in runs["bare"]])
+    commands = runs["bare"][0].commands
 
     dvc_wall = None
     if not params:  # the default experiment: plain dvc repro too
@@ -217,8 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     # outside s: the stage's wall time less its own measured span and its framework import,
     # which the work's run-to-run spread (the evaluate stages' timed loops) does not reach
-    work = mean_of([spans(r[0]) for r in runs["greenpipe"]])
-    forked = set.intersection(*(served(r[0]) for r in runs["greenpipe"]))
+    work = mean_of([spans(r.ws) for r in runs["greenpipe"]])
+    forked = set.intersection(*(served(r.ws) for r in runs["greenpipe"]))
     fixed, outside = [], []
     for stage, _ in commands:
         g, b = per_stage_g.get(stage), per_stage_b.get(stage)
@@ -245,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     flow_cost = wall_g - sum(per_stage_g.values())
     ratio = wall_g / wall_b
     if args.rounds > 1:
-        pairs = [g[1] / b[1] for g, b in zip(runs["greenpipe"], runs["bare"], strict=True)]
+        pairs = [g.wall / b.wall for g, b in zip(runs["greenpipe"], runs["bare"], strict=True)]
         print(
             f"{args.rounds} rounds in ABBA order, greenpipe run / bare process per round: "
             + ", ".join(f"{r:.3f}" for r in pairs)
@@ -254,8 +252,8 @@ def main(argv: list[str] | None = None) -> None:
         # the same work run twice: how far apart this machine puts two runs of one arm
         print(
             "run-to-run spread of the same arm (slowest / fastest - 1): bare process "
-            f"{100 * spread([r[1] for r in runs['bare']]):.1f}%, greenpipe run "
-            f"{100 * spread([r[1] for r in runs['greenpipe']]):.1f}%"
+            f"{100 * spread([r.wall for r in runs['bare']]):.1f}%, greenpipe run "
+            f"{100 * spread([r.wall for r in runs['greenpipe']]):.1f}%"
         )
     # what greenpipe itself adds, measured directly: the flow outside the stages and each
     # stage's time outside its own span; unlike the end-to-end ratio it does not carry the

@@ -100,7 +100,7 @@ def main() -> None:
                 times[arm].append(run_stage(cmd, wdir, arms[arm]))
                 extra = ""
                 if arm == "tracked":
-                    spans.append(span_of(ws, args.stage))
+                    spans.append(workspace.stage_metrics(ws)[args.stage]["energy"]["duration_s"])
                     extra = f" (CodeCarbon span {spans[-1]:.1f} s)"
                 print(f"round {i + 1} {arm:<7} {times[arm][-1]:.1f} s{extra}", flush=True)
     med = {a: statistics.median(t) for a, t in times.items()}
@@ -124,13 +124,6 @@ def main() -> None:
             (f"{args.stage}: tracked / untracked, both served (wall)", tracked_ratio, "-", None)
         )
     print(json.dumps({"rows": rows}))
-
-
-def span_of(ws: Path, stage: str) -> float:
-    """The CodeCarbon span of STAGE's last tracked run, from its metrics file."""
-    name, _, backend = stage.partition("@")
-    path = ws / "metrics" / ("models/" + backend + "/" + name if backend else name)
-    return json.loads(path.with_suffix(".json").read_text())["energy"]["duration_s"]
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -93,6 +94,17 @@ def run(ws: Path, *cmd: str) -> subprocess.CompletedProcess:
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return proc
+
+
+def stage_metrics(ws: Path) -> dict[str, dict]:
+    """{stage: its metrics file} of the stages that wrote one in WS: metrics/<stage>.json,
+    and metrics/models/<backend>/<stage>.json for <stage>@<backend>."""
+    out = {}
+    for path in sorted((ws / "metrics").rglob("*.json")):
+        rel = path.relative_to(ws / "metrics").with_suffix("")
+        name = "@".join(reversed(rel.parts[1:])) if rel.parts[0] == "models" else rel.name
+        out[name] = json.loads(path.read_text())
+    return out
 
 
 def plan_overrides(plan: str | None, sets: list[str] = ()) -> dict:

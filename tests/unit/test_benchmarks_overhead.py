@@ -74,3 +74,17 @@ def test_benchmark_runs_share_one_prefect_home_created_before_any_timed_run(monk
         import shutil
 
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_stage_metrics_name_each_file_by_its_stage_and_backend(tmp_path):
+    workspace, overhead = _load("workspace"), _load("overhead")
+    (tmp_path / "metrics" / "models" / "torch").mkdir(parents=True)
+    (tmp_path / "metrics" / "prepare.json").write_text('{"energy": {"duration_s": 2.5}}')
+    (tmp_path / "metrics" / "models" / "torch" / "distill.json").write_text(
+        '{"energy": {"duration_s": 40.0}, "resources": {"peak_rss_mb": 700, '
+        '"preloaded_rss_mb": 300}}'
+    )
+    assert set(workspace.stage_metrics(tmp_path)) == {"prepare", "distill@torch"}
+    assert overhead.spans(tmp_path) == {"prepare": 2.5, "distill@torch": 40.0}
+    assert overhead.served(tmp_path) == {"distill@torch"}
+    assert overhead.peak_memory(tmp_path) == {"distill@torch": 700}

@@ -13,12 +13,17 @@ from greenpipe.errors import GreenpipeError, UsageError, run_main
 
 
 def _quiet_defaults() -> None:
+    """Offline switches, and settings the user may override by setting them."""
     for key, value in {
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "DVC_NO_ANALYTICS": "1",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "1",
+        # Prefect gives its temporary API server 20 s to answer. On a machine's first run it
+        # creates its database first (Prefect's migrations): 12-14 s on an idle 2-core box
+        # here, over 20 s on a busy one, and the run failed before any stage
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     }.items():
         os.environ.setdefault(key, value)
 

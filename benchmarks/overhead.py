@@ -78,9 +78,8 @@ def import_cost(framework: str, repeats: int = 3) -> float:
 def spans(ws: Path) -> dict[str, float]:
     """{stage: the s its CodeCarbon span measured}: the stage's own work, from its record."""
     metrics = workspace.stage_metrics(ws).items()
-    return {
-        s: m["energy"]["duration_s"] for s, m in metrics if "duration_s" in (m.get("energy") or {})
-    }
+    spans = {s: (m.get("energy") or {}).get("duration_s") for s, m in metrics}
+    return {s: v for s, v in spans.items() if v is not None}
 
 
 def served(ws: Path) -> set[str]:
@@ -92,11 +91,8 @@ def served(ws: Path) -> set[str]:
 
 def peak_memory(ws: Path) -> dict[str, float]:
     metrics = workspace.stage_metrics(ws).items()
-    return {
-        s: m["resources"]["peak_rss_mb"]
-        for s, m in metrics
-        if "peak_rss_mb" in (m.get("resources") or {})
-    }
+    peaks = {s: (m.get("resources") or {}).get("peak_rss_mb") for s, m in metrics}
+    return {s: v for s, v in peaks.items() if v is not None}
 
 
 def recorded(ws: Path) -> tuple[int, int, float]:

@@ -80,11 +80,15 @@ def test_stage_metrics_name_each_file_by_its_stage_and_backend(tmp_path):
     workspace, overhead = _load("workspace"), _load("overhead")
     (tmp_path / "metrics" / "models" / "torch").mkdir(parents=True)
     (tmp_path / "metrics" / "prepare.json").write_text('{"energy": {"duration_s": 2.5}}')
+    # a stage whose tracker failed: its record holds no figure, and no stage gets None
+    (tmp_path / "metrics" / "clean.json").write_text(
+        '{"energy": {"duration_s": null}, "resources": {"peak_rss_mb": null}}'
+    )
     (tmp_path / "metrics" / "models" / "torch" / "distill.json").write_text(
         '{"energy": {"duration_s": 40.0}, "resources": {"peak_rss_mb": 700, '
         '"preloaded_rss_mb": 300}}'
     )
-    assert set(workspace.stage_metrics(tmp_path)) == {"prepare", "distill@torch"}
+    assert set(workspace.stage_metrics(tmp_path)) == {"prepare", "clean", "distill@torch"}
     assert overhead.spans(tmp_path) == {"prepare": 2.5, "distill@torch": 40.0}
     assert overhead.served(tmp_path) == {"distill@torch"}
     assert overhead.peak_memory(tmp_path) == {"distill@torch": 700}

@@ -122,6 +122,23 @@ def timed(ws: Path, *cmd: str) -> tuple[float, str]:
     return time.perf_counter() - t0, proc.stderr + proc.stdout
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(steal, all) CPU ticks since boot, from /proc/stat's cpu line; (0, 0) off Linux."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0, 0
+    # user nice system idle iowait irq softirq steal [guest guest_nice, counted in user]
+    return fields[7], sum(fields[:8])
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of this machine's CPU time that the host took (steal) between two
+    cpu_ticks() readings: a virtual machine's noise that no process here can see."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0
+
+
 def parse(argv: list[str]):
     import argparse
 
@@ -186,8 +203,13 @@ def main(argv: list[str] | None = None) -> None:
     params = workspace.plan_overrides(args.plan) if args.plan else PARAMS
     runs: dict[str, list[Run]] = {"greenpipe": [], "bare": []}
     for arm in abba(args.rounds):
+        before = cpu_ticks()
         runs[arm].append(run_greenpipe(params) if arm == "greenpipe" else run_bare(params))
-        print(f"{arm} run {len(runs[arm])}: {runs[arm][-1].wall:.1f} s", flush=True)
+        print(
+            f"{arm} run {len(runs[arm])}: {runs[arm][-1].wall:.1f} s (CPU taken by the host: "
+            f"{100 * steal_share(before, cpu_ticks()):.1f}%)",
+            flush=True,
+        )
     # per stage: the mean over the rounds; the workspace of greenpipe's last run for records
     tracked, log = runs["greenpipe"][-1].ws, runs["greenpipe"][-1].log
     wall_g = sum(r.wall for r in runs["greenpipe"]) / args.rounds

@@ -61,6 +61,14 @@ def test_spread_is_the_slowest_over_the_fastest_run_of_one_arm():
     assert overhead.spread([100.0]) == 0.0
 
 
+def test_host_steal_is_the_stolen_share_of_all_cpu_ticks_between_two_readings():
+    overhead = _load("overhead")
+    assert overhead.steal_share((10, 1000), (40, 2000)) == pytest.approx(0.03)
+    assert overhead.steal_share((5, 100), (5, 100)) == 0.0  # no ticks: nothing taken
+    steal, total = overhead.cpu_ticks()
+    assert 0 <= steal <= total
+
+
 def test_benchmark_runs_share_one_prefect_home_created_before_any_timed_run(monkeypatch):
     workspace = _load("workspace")
     calls = []

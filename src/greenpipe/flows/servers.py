@@ -58,6 +58,7 @@ class StageServers:
         self.ready_after_s: float | None = None  # from start until every server was ready
         for key, scripts in self.plan.items():
             cmd = [sys.executable, "-m", server.__name__, "serve", self._socket(key)]
+            cmd += ["--learn", key]
             cmd += [a for s in scripts for a in ("--script", s)]
             module = backend_module(key) if key != server.BASE else None
             cmd += ["--module", module] if module else []

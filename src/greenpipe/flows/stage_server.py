@@ -34,6 +34,9 @@ import signal
 import socket
 import struct
 import sys
+from pathlib import Path
+
+from greenpipe.cache import cache_dir
 
 SOCKETS_ENV = "GREENPIPE_STAGE_SERVERS"  # the folder of the servers' sockets, in a stage's env
 SWITCH_ENV = "GREENPIPE_STAGE_SERVER"  # "off": every stage starts its own interpreter
@@ -50,6 +53,9 @@ COMMON = (
     "psutil",
 )
 _HEADER = struct.Struct("!I")
+# set in a server before it forks: what it imported, and where its stages add what they import
+_preloaded: frozenset[str] = frozenset()
+_learned_path: str | None = None
 
 
 def backend_in(argv: list[str]) -> str | None:
@@ -257,6 +263,14 @@ def _become_stage(request: dict, fds: list[int]) -> None:
         import atexit
 
         atexit._run_exitfuncs()  # noqa: SLF001 - the stage's atexit handlers, as at exit
+        if code == 0 and _learned_path:
+            try:
+                learn(Path(_learned_path), _preloaded)
+            except OSError as exc:  # the stage's outputs stand; its next server imports less
+                print(
+                    f"greenpipe: could not save the stage's imports to {_learned_path}: {exc}",
+                    file=sys.stderr,
+                )
     except BaseException:
         traceback.print_exc()
     finally:
@@ -305,6 +319,55 @@ def _serve_one(conn: socket.socket, listener: socket.socket, scripts: set[str]) 
         os._exit(0)
 
 
+def learned_file(key: str) -> Path:
+    """Where the modules that a server's stages imported themselves are kept, for this
+    interpreter's next server of that key (a stage's lazy imports: a backend's optimiser,
+    ONNX, scikit-learn, which its script does not import at its top level)."""
+    import hashlib
+
+    tag = hashlib.sha256(f"{sys.executable}\0{sys.prefix}".encode()).hexdigest()[:12]
+    return cache_dir() / "stage-imports" / tag / f"{key}.json"
+
+
+def learned(path: Path) -> list[str]:
+    """The module names in a learned file ([] if it is missing or unreadable)."""
+    try:
+        names = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def _learnable(name: str) -> bool:
+    """A module any server of this interpreter imports as the stage did: built in, or from
+    the interpreter's own installation or greenpipe's package. Not a repo's own module (a
+    server elsewhere could find another file of that name), not __main__ or TensorFlow's
+    autograph files, not one made at run time (no origin)."""
+    spec = getattr(sys.modules.get(name), "__spec__", None)
+    origin = getattr(spec, "origin", None)
+    if name.startswith("__") or not origin:
+        return False
+    if origin in ("built-in", "frozen"):
+        return True
+    homes = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(__file__))}
+    return any(origin.startswith(os.path.join(home, "")) for home in homes)
+
+
+def learn(path: Path, preloaded: frozenset[str]) -> list[str]:
+    """In a stage that ended: add the modules it imported beyond its server's to the learned
+    file (an atomic replace; concurrent stages may drop each other's additions, learned at
+    their next run). Returns the names added."""
+    known = set(learned(path))
+    new = sorted(n for n in list(sys.modules) if n not in preloaded and n not in known)
+    new = [n for n in new if _learnable(n)]
+    if new:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(sorted(known.union(new))))
+        os.replace(tmp, path)
+    return new
+
+
 def imports_of(script: str) -> list[str]:
     """The modules a script imports at its top level (read, not run)."""
     import ast
@@ -338,16 +401,32 @@ def preload(modules: list[str]) -> list[str]:
     return failed
 
 
-def serve(path: str, scripts: list[str], modules: list[str]) -> None:
+def serve(path: str, scripts: list[str], modules: list[str], key: str | None = None) -> None:
     """Preload, say "ready" on stdout, then serve stages until the flow that started this
-    server ends (it terminates the server; a server whose flow died ends by itself)."""
+    server ends (it terminates the server; a server whose flow died ends by itself).
+    With `key`, it also preloads what its key's stages imported themselves before (learned
+    from them as they end: learned_file)."""
+    global _preloaded, _learned_path
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the server ends quietly
     parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
     wanted = [*COMMON, *(m for s in scripts for m in imports_of(s)), *modules]
-    preload(list(dict.fromkeys(wanted)))
+    if key:
+        _learned_path = str(learned_file(key))
+        wanted += learned(Path(_learned_path))
+    # what a module prints as it is imported goes to stderr: stdout is the flow's pipe,
+    # which must read "ready" first
+    stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        preload(list(dict.fromkeys(wanted)))
+    finally:
+        sys.stdout.flush()
+        os.dup2(stdout, 1)
+        os.close(stdout)
+    _preloaded = frozenset(sys.modules)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -376,8 +455,9 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("socket")
         p.add_argument("--script", action="append", default=[])
         p.add_argument("--module", action="append", default=[])
+        p.add_argument("--learn", metavar="KEY", help="preload and learn KEY's stages' imports")
         ns = p.parse_args(args[1:])
-        serve(ns.socket, [os.path.realpath(s) for s in ns.script], ns.module)
+        serve(ns.socket, [os.path.realpath(s) for s in ns.script], ns.module, ns.learn)
     else:
         sys.exit("usage: python -m greenpipe.flows.stage_server {run ARGS | serve SOCKET ...}")
 

@@ -20,9 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from greenpipe.cache import CACHE_ENV, cache_dir  # noqa: F401 - CACHE_ENV: named here too
 from greenpipe.tracking.energy import PARTS, EnergyMeter, EnergyReading
-
-CACHE_ENV = "GREENPIPE_CACHE_DIR"
 
 
 @dataclass(frozen=True)
@@ -108,14 +107,6 @@ def measure(
         machine_cpu_percent=float(psutil.cpu_percent(interval=None)),
         measured_at_unix_s=time.time(),
     )
-
-
-def cache_dir() -> Path:
-    """$GREENPIPE_CACHE_DIR, else $XDG_CACHE_HOME/greenpipe, else ~/.cache/greenpipe."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "greenpipe"
 
 
 def _cache_path(tracking_mode: str) -> Path:

@@ -38,6 +38,12 @@ sys.exit(int(os.environ.get("CODE", "0")))
 """
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """What the stages here import is learned into the test's own cache folder."""
+    monkeypatch.setenv("GREENPIPE_CACHE_DIR", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def served(tmp_path):
     """A stage server for tmp/stage.py (and its marker_mod import), and its stage env."""
@@ -189,3 +195,58 @@ def test_the_stage_records_the_memory_its_server_preloaded(monkeypatch):
     monkeypatch.setenv(stage_server.PRELOADED_ENV, "321.5")
     figures = tracking_stage.resources()
     assert figures["preloaded_rss_mb"] == 321.5 and figures["peak_rss_mb"] > 0
+
+
+LAZY = """
+import json, os, sys
+print(json.dumps({"had_this": "this" in sys.modules, "had_local": "local_mod" in sys.modules}))
+def main():
+    import this  # noqa: F401 - a lazy import that prints (the Zen of Python) as it is imported
+    import local_mod  # noqa: F401 - the repo's own module: never learned
+main()
+"""
+
+
+def test_what_a_stage_imported_itself_its_next_server_preloads(tmp_path):
+    (tmp_path / "lazy.py").write_text(LAZY)
+    (tmp_path / "local_mod.py").write_text("X = 1\n")
+    base = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    learned_at = stage_server.learned_file("base")
+    assert not learned_at.exists()
+
+    def run_twice() -> list[dict]:
+        with StageServers({"s": (str(tmp_path), "python lazy.py")}, base) as servers:
+            env = servers.stage_env(base)
+            out = [_sh(tmp_path, env, "python lazy.py") for _ in range(2)]
+        assert all(r.returncode == 0 for r in out), [r.stderr for r in out]
+        return [json.loads(r.stdout.splitlines()[0]) for r in out]
+
+    first = run_twice()
+    # the first server did not have it: each stage imported `this` itself (and printed it)
+    assert [r["had_this"] for r in first] == [False, False]
+    names = stage_server.learned(learned_at)
+    assert "this" in names and "local_mod" not in names and "__main__" not in names
+    second = run_twice()
+    # the next server imported it before forking (its print went to stderr, not into the
+    # pipe where the flow reads "ready"); the repo's own module is still the stage's own
+    assert [r["had_this"] for r in second] == [True, True]
+    assert [r["had_local"] for r in second] == [False, False]
+
+
+def test_learned_imports_keep_what_was_known_and_skip_what_no_server_can_import(tmp_path):
+    path = tmp_path / "cache" / "k.json"
+    assert stage_server.learned(path) == []  # nothing learned yet
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert stage_server.learned(path) == []  # unreadable: the server preloads the rest
+    path.write_text(json.dumps(["json", "an.old.one"]))
+    before = frozenset(sys.modules) - {"colorsys"}
+    import colorsys  # noqa: F401 - imported "by the stage"
+
+    sys.modules["__autograph_generated_fileabc"] = type(sys)("__autograph_generated_fileabc")
+    try:
+        added = stage_server.learn(path, before - {"__autograph_generated_fileabc"})
+    finally:
+        del sys.modules["__autograph_generated_fileabc"]
+    assert added == ["colorsys"]
+    assert stage_server.learned(path) == ["an.old.one", "colorsys", "json"]

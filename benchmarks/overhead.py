@@ -21,6 +21,9 @@
 Each copy has its own Inductor cache, so each side compiles its AOTInductor models cold.
 Every run shares one Prefect home whose database was created before the first timed run
 (workspace.prefect_home): a machine that has run Prefect before, as a user's ~/.prefect is.
+The stage servers preload what this machine's earlier runs learned that their stages import
+lazily (~/.cache/greenpipe/stage-imports, as for a user's second run); the first
+`greenpipe run` on a machine learns it. Each greenpipe run's line says whether it was there.
 
 --rounds N (default 2) runs N pairs in ABBA order (greenpipe, bare, bare, greenpipe, ...),
 each in a fresh copy, and compares the sums: this machine's speed drifts by up to 10% over
@@ -171,7 +174,16 @@ class Run(NamedTuple):
     commands: list  # the stages' commands in order (the bare process's; [] for greenpipe)
 
 
+def learned_before() -> str:
+    """Which stage servers had a learned list of their stages' lazy imports (stage_server)."""
+    from greenpipe.flows.stage_server import learned_file
+
+    have = [k for k in ("base", "torch", "tensorflow") if learned_file(k).exists()]
+    return ", ".join(have) if have else "none (this run learns them)"
+
+
 def run_greenpipe(params: dict) -> Run:
+    print(f"greenpipe run: stage imports learned before it: {learned_before()}", flush=True)
     ws = workspace.make(params)
     wall, log = timed(ws, "greenpipe", "run")
     per_stage = {m[0]: float(m[1]) for m in re.findall(r"stage (\S+) ran in ([\d.]+) s", log)}

@@ -22,7 +22,10 @@ run), CodeCarbon and the stage context's libraries, and the framework's backend 
 never runs a framework op or touches a device before it forks: OpenMP's thread pools and CUDA
 contexts do not survive a fork (neither is created by importing torch or TensorFlow). The flow
 waits until every server is ready before the first stage, so no import runs inside a stage's
-energy window. GREENPIPE_STAGE_SERVER=off starts each stage in its own interpreter, as plain
+energy window. A stage's own lazy imports (inside functions: a backend's optimiser, ONNX,
+scikit-learn) are learned: a stage that ended well adds what it imported beyond its server's
+modules to learned_file(key), and the next server of that key imports them too.
+GREENPIPE_STAGE_SERVER=off starts each stage in its own interpreter, as plain
 `dvc repro` does.
 """
 

@@ -366,8 +366,11 @@ def learn(path: Path, preloaded: frozenset[str]) -> list[str]:
     if new:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(sorted(known.union(new))))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(sorted(known.union(new))))
+            os.replace(tmp, path)
+        finally:  # a failed write leaves no temporary file behind
+            tmp.unlink(missing_ok=True)
     return new
 
 

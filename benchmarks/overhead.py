@@ -182,11 +182,27 @@ def learned_before() -> str:
     return ", ".join(have) if have else "none (this run learns them)"
 
 
+def first_stage_after(log: str, started: float) -> float | None:
+    """Seconds from the command's start (`started`, time.time()) until its first stage began:
+    the first "stage X ran in S s" line's local time of day, less S."""
+    m = re.search(r"^(\d\d):(\d\d):(\d\d\.\d+) .*stage \S+ ran in ([\d.]+) s", log, re.M)
+    if not m:
+        return None
+    t = time.localtime(started)
+    day = started - (t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec + started % 1)
+    ended = day + int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+    return (ended - float(m[4]) - started) % 86400  # a run across midnight
+
+
 def run_greenpipe(params: dict) -> Run:
     print(f"greenpipe run: stage imports learned before it: {learned_before()}", flush=True)
     ws = workspace.make(params)
+    started = time.time()
     wall, log = timed(ws, "greenpipe", "run")
     per_stage = {m[0]: float(m[1]) for m in re.findall(r"stage (\S+) ran in ([\d.]+) s", log)}
+    first = first_stage_after(log, started)
+    if first is not None:
+        print(f"greenpipe run: its first stage began {first:.1f} s after the command started")
     return Run(ws, wall, per_stage, log, [])
 
 
@@ -264,11 +280,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{stage:<20}{g:>12.1f}{b:>9.1f}{g - b:>9.1f}{imported:>10.1f}{beyond:>9.1f}"
             f"{out:>10.1f}{memory.get(stage, float('nan')):>10.0f}"
         )
-    ready = re.search(r"stage servers (.+) ready ([\d.]+) s after", log)
+    ready = re.search(r"stage servers (.+) ready ([\d.]+) s after they started(.*)", log)
     if ready:
+        beside = "Prefect's start" if "before Prefect" in ready[3] else "MLflow's opening"
         print(
             f"stage servers ({ready[1]}): served {len(forked)} of {len(commands)} stages, "
-            f"ready {float(ready[2]):.1f} s after they started (beside MLflow's opening)"
+            f"ready {float(ready[2]):.1f} s after they started (beside {beside})"
         )
     flow_cost = wall_g - sum(per_stage_g.values())
     ratio = wall_g / wall_b

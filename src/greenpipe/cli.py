@@ -37,11 +37,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     params = load_params(root / "params.yaml")  # a bad key fails here, before anything runs
     check_data(params.data, root)
-    from greenpipe.graph import order_and_status
+    from greenpipe.graph import stage_plan
 
-    order, up_to_date = order_and_status(root)
-    print(f"greenpipe: {len(order)} stages: {' -> '.join(order)}", file=sys.stderr)
-    if not args.force and up_to_date:
+    graph, runnable = stage_plan(root, args.force)
+    print(f"greenpipe: {len(graph)} stages: {' -> '.join(graph)}", file=sys.stderr)
+    if not runnable:
         # like `dvc repro`: nothing to run, so no flow run and no MLflow run either
         print(
             "greenpipe: every stage is up to date in dvc.lock; nothing to run "
@@ -50,9 +50,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         print_results(root, params)
         return 0
-    flows = _load_flows("experiment")
-    measure_idle(params.tracking)  # before Prefect's server starts: the window must be quiet
-    outcome = flows.experiment(root=str(root), force=args.force)
+    measure_idle(params.tracking)  # before anything starts: the window must be quiet
+    from greenpipe.flows import servers
+
+    # the stage servers' imports overlap Prefect's import and its temporary server's start
+    with servers.start_early(runnable):
+        outcome = _load_flows("experiment").experiment(root=str(root), force=args.force)
     states = list(outcome.values())
     ran = len(states) - states.count("Cached") - states.count("Restored")
     print(

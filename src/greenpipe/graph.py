@@ -55,13 +55,6 @@ def stage_plan(root: Path, force: bool) -> tuple[dict[str, list[str]], dict[str,
         return graph, {n: (stages[n].wdir, stages[n].cmd) for n in graph if n in changed}
 
 
-def order_and_status(root: Path) -> tuple[list[str], bool]:
-    """stage_order and up_to_date (every stage) from one opening of the repo: what
-    `greenpipe run` asks before it starts a flow, a cached run included."""
-    with open_repo(root) as repo:
-        return list(_graph_of(repo)), not repo.status()
-
-
 def up_to_date(root: Path, stage: str | None = None) -> bool:
     """True if DVC would skip the stage (deps, params, cmd and outs match dvc.lock), or with
     no stage every stage of the pipeline (what `dvc status` reports)."""

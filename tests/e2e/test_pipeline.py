@@ -457,6 +457,11 @@ def test_prefect_flow_runs_changed_stages_and_caches_the_rest(workspace):
     for stage in changed:
         resources = _record(workspace, stage)["resources"]
         assert 0 < resources["preloaded_rss_mb"] <= resources["peak_rss_mb"], (stage, resources)
+    # `greenpipe run` started them before Prefect's import and server, and the flow took
+    # them over (servers.start_early, for_flow)
+    assert "ready" in proc.stderr and "s after they started (before Prefect's server" in (
+        proc.stderr
+    )
     lock = yaml.safe_load((workspace.path / "dvc.lock").read_text())
     for backend in raw["train"]["backends"]:
         locked = lock["stages"][f"evaluate@{backend}"]["params"]["params.yaml"]

@@ -69,6 +69,30 @@ def test_host_steal_is_the_stolen_share_of_all_cpu_ticks_between_two_readings():
     assert 0 <= steal <= total
 
 
+def test_the_first_stage_began_its_duration_before_its_log_line(monkeypatch):
+    """From the flow's log: when the first stage began, against the command's start."""
+    import time
+
+    overhead = _load("overhead")
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        started = 1796310000.25  # 2026-12-02 ... 15:40:00.25 UTC
+        clock = time.strftime("%H:%M:%S", time.gmtime(started + 30))
+        log = (
+            "greenpipe: 9 stages: prepare -> report\n"
+            f"{clock}.250 | INFO    | Task run 'prepare' - stage prepare ran in 8.0 s\n"
+            "00:00:01.000 | INFO    | Task run 'report' - stage report ran in 1.0 s\n"
+        )
+        assert overhead.first_stage_after(log, started) == pytest.approx(22.0)
+        late = started + 86400 - 5 - (started % 86400)  # 5 s before midnight
+        assert overhead.first_stage_after(log.split("\n", 2)[2], late) == pytest.approx(5.0)
+        assert overhead.first_stage_after("no stage ran", started) is None
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
 def test_benchmark_runs_share_one_prefect_home_created_before_any_timed_run(monkeypatch):
     workspace = _load("workspace")
     calls = []

@@ -29,7 +29,8 @@ from greenpipe.errors import (
     UsageError,
     console_without_tracebacks,
 )
-from greenpipe.flows.servers import StageServers
+from greenpipe.flows import servers as stage_servers
+from greenpipe.flows.servers import python_env
 from greenpipe.graph import open_repo, stage_plan
 from greenpipe.report import summary
 from greenpipe.tracking import ledger, recorder, records, runs
@@ -49,13 +50,6 @@ def _retry_transient(task, task_run, state) -> bool:
     except Exception:
         return True
     return False
-
-
-def python_env() -> dict[str, str]:
-    """This process's environment with this interpreter first on PATH (a stage's `python`)."""
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
 
 
 def stage_env(parent_run_id: str, tracking_uri: str) -> dict[str, str]:
@@ -223,8 +217,9 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
     root_p = deployment_root(root)
     params = load_params(root_p / "params.yaml")
     graph, runnable = stage_plan(root_p, force)
-    # the stage servers preload the stages' imports while MLflow opens (stage_server.py)
-    with StageServers(runnable, python_env()) as servers:
+    # the stage servers preload the stages' imports while MLflow opens (stage_server.py);
+    # under `greenpipe run` they were started before Prefect's server (servers.start_early)
+    with stage_servers.for_flow(runnable) as servers:
         store, parent = open_parent(root_p, params, str(flow_run.name or "local"))
         recorder.drain_if_free(records.folder(root_p))  # records a killed run left: logged now
         outcome: dict[str, str] = {}
@@ -233,9 +228,10 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
             env = servers.stage_env(stage_env(parent, store.uri))
             if servers.procs:
                 get_run_logger().info(
-                    "stage servers %s ready %.1f s after they started",
+                    "stage servers %s ready %.1f s after they started%s",
                     ", ".join(servers.procs),
                     servers.ready_after_s,
+                    " (before Prefect's server, by greenpipe run)" if servers.early else "",
                 )
             # the stages' run records are logged to MLflow by this process, as they end
             with recorder.Pump(records.folder(root_p)):

@@ -37,6 +37,13 @@ def served_scripts(commands: dict[str, tuple[str, str]]) -> dict[str, list[str]]
     return plan
 
 
+def python_env() -> dict[str, str]:
+    """This process's environment with this interpreter first on PATH (a stage's `python`)."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
 def enabled() -> bool:
     value = os.environ.get(server.SWITCH_ENV, "on").strip().lower()
     if value not in {"on", "off"}:
@@ -51,11 +58,13 @@ class StageServers:
     GRACE_S = 10.0  # how long a server that closed its output unready may take to exit
 
     def __init__(self, commands: dict[str, tuple[str, str]], env: dict[str, str]):
+        self.commands = dict(commands)
         self.plan = served_scripts(commands) if enabled() else {}
         self.folder = tempfile.mkdtemp(prefix="greenpipe-stages-")
         self.procs: dict[str, subprocess.Popen] = {}
         self.started = time.perf_counter()
         self.ready_after_s: float | None = None  # from start until every server was ready
+        self.early = False  # started by `greenpipe run` before Prefect (start_early)
         for key, scripts in self.plan.items():
             cmd = [sys.executable, "-m", server.__name__, "serve", self._socket(key)]
             cmd += ["--learn", key]
@@ -122,3 +131,31 @@ class StageServers:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# servers that `greenpipe run` started before it imported Prefect (start_early), for the flow
+# that this process runs next to take over (for_flow)
+_EARLY: list[StageServers] = []
+
+
+def start_early(commands: dict[str, tuple[str, str]]) -> StageServers:
+    """The stage servers of a run, started by `greenpipe run` before it imports Prefect and
+    starts Prefect's temporary API server: both take one core for 5-10 s, and the servers'
+    imports take the other, instead of starting only when the flow run has begun. The flow
+    in this process takes them over (for_flow); the caller closes them (a no-op if the flow
+    did) when the flow has returned or failed."""
+    servers = StageServers(commands, python_env())
+    servers.early = True
+    _EARLY.append(servers)
+    return servers
+
+
+def for_flow(commands: dict[str, tuple[str, str]]) -> StageServers:
+    """The servers this process started early for exactly these stage commands (the flow's
+    own plan), or new ones; early servers started for other commands are ended."""
+    while _EARLY:
+        servers = _EARLY.pop()
+        if servers.commands == dict(commands):
+            return servers
+        servers.close()
+    return StageServers(commands, python_env())

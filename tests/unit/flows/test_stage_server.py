@@ -250,3 +250,33 @@ def test_learned_imports_keep_what_was_known_and_skip_what_no_server_can_import(
         del sys.modules["__autograph_generated_fileabc"]
     assert added == ["colorsys"]
     assert stage_server.learned(path) == ["an.old.one", "colorsys", "json"]
+
+
+def _ended(servers) -> bool:
+    return all(proc.poll() is not None for proc in servers.procs.values())
+
+
+def test_the_flow_takes_over_the_servers_greenpipe_run_started_before_prefect(tmp_path):
+    """`greenpipe run` starts its servers before it imports Prefect (start_early); the flow
+    in that process serves its stages from those very processes, not a second set."""
+    from greenpipe.flows import servers
+
+    (tmp_path / "stage.py").write_text("print('served')\n")
+    plan = {"s": (str(tmp_path), "python stage.py")}
+    with servers.start_early(plan) as early:
+        pids = {key: proc.pid for key, proc in early.procs.items()}
+        assert list(pids) == ["base"] and early.early
+        with servers.for_flow(dict(plan)) as taken:
+            assert taken is early
+            assert {key: proc.pid for key, proc in taken.procs.items()} == pids
+            taken.stage_env(dict(os.environ))  # ready: the processes answered
+        assert _ended(early)  # the flow ended them with its run
+    assert not servers._EARLY  # noqa: SLF001
+    # a flow whose plan is not the one they were started for ends them and starts its own
+    with servers.start_early(plan) as early:
+        other = {"t": (str(tmp_path), "python other.py")}
+        (tmp_path / "other.py").write_text("print('other')\n")
+        with servers.for_flow(other) as own:
+            assert own is not early and not own.early and _ended(early)
+            assert set(own.procs) == {"base"} and not _ended(own)
+        assert _ended(own)

@@ -108,6 +108,24 @@ def test_benchmark_runs_share_one_prefect_home_created_before_any_timed_run(monk
         shutil.rmtree(home, ignore_errors=True)
 
 
+def test_no_timed_run_includes_the_creation_of_the_shared_prefect_home(monkeypatch, tmp_path):
+    import types
+
+    overhead = _load("overhead")
+    workspace, events = overhead.workspace, []
+
+    def run(cmd, **kw):
+        events.append("create the prefect home" if "-c" in cmd else "run")
+        return types.SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    monkeypatch.setattr(workspace, "_prefect_home", None)
+    monkeypatch.setattr(workspace.subprocess, "run", run)
+    monkeypatch.setattr(overhead.time, "perf_counter", lambda: events.append("clock") or 0.0)
+    overhead.timed(tmp_path, "greenpipe", "run")
+    overhead.timed(tmp_path, "greenpipe", "run")
+    assert events == ["create the prefect home", "clock", "run", "clock", "clock", "run", "clock"]
+
+
 def test_stage_metrics_name_each_file_by_its_stage_and_backend(tmp_path):
     workspace, overhead = _load("workspace"), _load("overhead")
     (tmp_path / "metrics" / "models" / "torch").mkdir(parents=True)

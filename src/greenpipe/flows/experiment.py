@@ -33,8 +33,9 @@ from greenpipe.flows import servers as stage_servers
 from greenpipe.flows.servers import python_env
 from greenpipe.graph import open_repo, stage_plan
 from greenpipe.report import summary
-from greenpipe.tracking import ledger, recorder, records, runs
+from greenpipe.tracking import idle, ledger, recorder, records, runs
 from greenpipe.tracking import provenance as prov
+from greenpipe.tracking.stage import TRACKING_ENV
 
 # a failed stage reaches the console as its one-line error (GREENPIPE_DEBUG=1: tracebacks);
 # at import, so that the processes `serve` starts for each flow run do the same
@@ -52,13 +53,26 @@ def _retry_transient(task, task_run, state) -> bool:
     return False
 
 
-def stage_env(parent_run_id: str, tracking_uri: str) -> dict[str, str]:
-    """The environment a stage runs in: this interpreter first on PATH, the parent run id."""
+def stage_env(
+    parent_run_id: str, tracking_uri: str, base: idle.IdleBaseline | None = None
+) -> dict[str, str]:
+    """The environment a stage runs in: this interpreter first on PATH, the parent run id,
+    and the idle baseline every stage of the run subtracts."""
     env = python_env()
     env[runs.PARENT_ENV] = parent_run_id
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     env[records.LOGGED_BY_ENV] = str(os.getpid())  # this flow logs its stages' records
+    if base is not None:
+        env[idle.RUN_ENV] = idle.to_env(base)
     return env
+
+
+def run_baseline(tracking) -> idle.IdleBaseline | None:
+    """The idle baseline of this run's stages: the cached one (`greenpipe run` measured it
+    before anything started), or measured now, before the stage servers start."""
+    if os.environ.get(TRACKING_ENV, "on") == "off":
+        return None
+    return idle.baseline_for(tracking)
 
 
 @contextlib.contextmanager
@@ -217,6 +231,7 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
     root_p = deployment_root(root)
     params = load_params(root_p / "params.yaml")
     graph, runnable = stage_plan(root_p, force)
+    base = run_baseline(params.tracking)
     # the stage servers preload the stages' imports while MLflow opens (stage_server.py);
     # under `greenpipe run` they were started before Prefect's server (servers.start_early)
     with stage_servers.for_flow(runnable) as servers:
@@ -225,7 +240,7 @@ def experiment(root: str = ".", force: bool = False) -> dict[str, str]:
         outcome: dict[str, str] = {}
         status = "FAILED"
         try:
-            env = servers.stage_env(stage_env(parent, store.uri))
+            env = servers.stage_env(stage_env(parent, store.uri, base))
             if servers.procs:
                 get_run_logger().info(
                     "stage servers %s ready %.1f s after they started%s",

@@ -141,6 +141,36 @@ def baseline(
     return base
 
 
+# the baseline that every stage of one flow run subtracts (JSON), set by the flow for them
+RUN_ENV = "GREENPIPE_IDLE_BASELINE"
+
+
+def to_env(base: IdleBaseline) -> str:
+    return json.dumps(asdict(base))
+
+
+def of_run(tracking_mode: str, environ=os.environ) -> IdleBaseline | None:
+    """The baseline the flow running this stage took at its start (RUN_ENV), if it is of this
+    host and mode, else None. Every stage of one run subtracts that one: with only the cache,
+    a run longer than idle_max_age_s changed baselines mid-run, and the stage that found it
+    expired measured a new one (5 s in its wall time, beside the flow's processes)."""
+    from greenpipe.errors import GreenpipeError
+
+    raw = environ.get(RUN_ENV)
+    if not raw:
+        return None
+    try:
+        fields = json.loads(raw)
+        base = IdleBaseline(**{k: fields[k] for k in IdleBaseline.__dataclass_fields__})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise GreenpipeError(
+            f"{RUN_ENV} is not an idle baseline ({type(exc).__name__}: {exc}); unset it, and "
+            "the stage uses the cached one"
+        ) from None
+    ours = base.host == socket.gethostname() and base.tracking_mode == tracking_mode
+    return base if ours else None
+
+
 def baseline_for(tracking: Any, mode: str | None = None) -> IdleBaseline:
     """`baseline` with the settings of a TrackingConfig (in its mode unless `mode`)."""
     mode = mode or tracking.codecarbon_mode

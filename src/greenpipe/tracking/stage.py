@@ -228,7 +228,7 @@ def stage_run(
     tr = params.tracking
     uri = runs.resolve_tracking_uri(tr.mlflow_uri, root)
     runs.check_reachable(uri)  # before any energy is spent: the record would wait forever
-    base = idle.baseline_for(tr)
+    base = idle.of_run(tr.codecarbon_mode) or idle.baseline_for(tr)
     meter = EnergyMeter(tr.country_iso_code, tr.measure_power_secs, stage, tr.codecarbon_mode)
     rec = records.started(records.new_id(), stage, **record_fields(stage, params, root, uri))
     ref = {"record_id": rec["record_id"], "parent_run_id": rec["parent"]["run_id"]}

@@ -89,3 +89,54 @@ def test_the_baseline_is_reused_per_host_and_mode_until_it_is_too_old(tmp_path, 
     idle.baseline("FRA", "machine", 5.0, max_age_s=3600)  # too old: measured again
     assert calls == ["machine", "process", "machine"]
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_runs_stages_subtract_the_baseline_the_flow_gave_them_even_once_expired(monkeypatch):
+    from greenpipe.errors import GreenpipeError
+
+    old = _base(measured_at_unix_s=time.time() - 7200, cpu_power_w=1.234)
+    env = {idle.RUN_ENV: idle.to_env(old)}
+    assert idle.of_run("machine", env) == old  # older than idle_max_age_s: still the run's
+    assert idle.of_run("process", env) is None  # another mode: the stage's own
+    assert idle.of_run("machine", {}) is None
+    with pytest.raises(GreenpipeError, match=f"{idle.RUN_ENV} is not an idle baseline.*unset"):
+        idle.of_run("machine", {idle.RUN_ENV: '{"cpu_power_w": 1}'})
+
+
+# a stage under stage_run in its own process, given a run's baseline: what its metrics say
+STAGE = """
+import json, sys
+from pathlib import Path
+from greenpipe.config import Params
+from greenpipe.tracking.stage import stage_run
+root = Path(sys.argv[1])
+params = Params.model_validate({"tracking": {"idle_seconds": 1, "measure_power_secs": 1}})
+with stage_run("alpha", params, root / "alpha.json", root=root):
+    pass
+print(json.dumps(json.loads((root / "alpha.json").read_text())["energy"]["idle"]))
+"""
+
+
+def test_a_stage_given_its_runs_baseline_measures_no_window_of_its_own(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from greenpipe.tracking import records
+
+    old = _base(measured_at_unix_s=time.time() - 7200, cpu_power_w=1.234)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GREENPIPE_"))}
+    env |= {"GREENPIPE_CACHE_DIR": str(tmp_path / "cache"), idle.RUN_ENV: idle.to_env(old)}
+    env[records.LOGGED_BY_ENV] = str(os.getpid())  # as under a flow (nothing logs it here)
+    proc = subprocess.run(
+        [sys.executable, "-c", STAGE, str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["cpu_power_w"] == 1.234 and seen["age_s"] >= 7200
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("idle-*"))

@@ -63,7 +63,7 @@ def stage_env(
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     env[records.LOGGED_BY_ENV] = str(os.getpid())  # this flow logs its stages' records
     if base is not None:
-        env[idle.RUN_ENV] = idle.to_env(base)
+        env[idle.RUN_ENV] = base.to_json()
     return env
 
 

@@ -54,6 +54,20 @@ class IdleBaseline:
         d["age_s"] = max(time.time() - self.measured_at_unix_s, 0.0)
         return d
 
+    def to_json(self) -> str:
+        """The cache file's and RUN_ENV's form."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> IdleBaseline:
+        """A baseline from to_json's text (ValueError, KeyError or TypeError if it is not)."""
+        fields = json.loads(text)
+        return cls(**{k: fields[k] for k in cls.__dataclass_fields__})
+
+    def of(self, tracking_mode: str) -> bool:
+        """Measured on this host, in this CodeCarbon mode."""
+        return self.host == socket.gethostname() and self.tracking_mode == tracking_mode
+
     def active(self, reading: EnergyReading) -> dict[str, float]:
         """Active energy (J) of a span: per component max(0, gross - idle power x duration),
         and their sum. A span in another CodeCarbon mode than the baseline is refused."""
@@ -116,13 +130,11 @@ def _cache_path(tracking_mode: str) -> Path:
 def load_cached(tracking_mode: str, max_age_s: float) -> IdleBaseline | None:
     """The cached baseline of this host and mode if younger than `max_age_s`, else None."""
     try:
-        raw = json.loads(_cache_path(tracking_mode).read_text())
-        base = IdleBaseline(**{k: raw[k] for k in IdleBaseline.__dataclass_fields__})
+        base = IdleBaseline.from_json(_cache_path(tracking_mode).read_text())
     except (OSError, ValueError, KeyError, TypeError):
         return None
     fresh = 0 <= time.time() - base.measured_at_unix_s <= max_age_s
-    ours = base.host == socket.gethostname() and base.tracking_mode == tracking_mode
-    return base if fresh and ours else None
+    return base if fresh and base.of(tracking_mode) else None
 
 
 def baseline(
@@ -136,17 +148,13 @@ def baseline(
     path = _cache_path(tracking_mode)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(base)))
+    tmp.write_text(base.to_json())
     os.replace(tmp, path)
     return base
 
 
 # the baseline that every stage of one flow run subtracts (JSON), set by the flow for them
 RUN_ENV = "GREENPIPE_IDLE_BASELINE"
-
-
-def to_env(base: IdleBaseline) -> str:
-    return json.dumps(asdict(base))
 
 
 def of_run(tracking_mode: str, environ=os.environ) -> IdleBaseline | None:
@@ -160,15 +168,13 @@ def of_run(tracking_mode: str, environ=os.environ) -> IdleBaseline | None:
     if not raw:
         return None
     try:
-        fields = json.loads(raw)
-        base = IdleBaseline(**{k: fields[k] for k in IdleBaseline.__dataclass_fields__})
+        base = IdleBaseline.from_json(raw)
     except (ValueError, KeyError, TypeError) as exc:
         raise GreenpipeError(
             f"{RUN_ENV} is not an idle baseline ({type(exc).__name__}: {exc}); unset it, and "
             "the stage uses the cached one"
         ) from None
-    ours = base.host == socket.gethostname() and base.tracking_mode == tracking_mode
-    return base if ours else None
+    return base if base.of(tracking_mode) else None
 
 
 def baseline_for(tracking: Any, mode: str | None = None) -> IdleBaseline:

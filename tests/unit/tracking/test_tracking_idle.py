@@ -95,7 +95,7 @@ def test_a_runs_stages_subtract_the_baseline_the_flow_gave_them_even_once_expire
     from greenpipe.errors import GreenpipeError
 
     old = _base(measured_at_unix_s=time.time() - 7200, cpu_power_w=1.234)
-    env = {idle.RUN_ENV: idle.to_env(old)}
+    env = {idle.RUN_ENV: old.to_json()}
     assert idle.of_run("machine", env) == old  # older than idle_max_age_s: still the run's
     assert idle.of_run("process", env) is None  # another mode: the stage's own
     assert idle.of_run("machine", {}) is None
@@ -126,7 +126,7 @@ def test_a_stage_given_its_runs_baseline_measures_no_window_of_its_own(tmp_path)
 
     old = _base(measured_at_unix_s=time.time() - 7200, cpu_power_w=1.234)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GREENPIPE_"))}
-    env |= {"GREENPIPE_CACHE_DIR": str(tmp_path / "cache"), idle.RUN_ENV: idle.to_env(old)}
+    env |= {"GREENPIPE_CACHE_DIR": str(tmp_path / "cache"), idle.RUN_ENV: old.to_json()}
     env[records.LOGGED_BY_ENV] = str(os.getpid())  # as under a flow (nothing logs it here)
     proc = subprocess.run(
         [sys.executable, "-c", STAGE, str(tmp_path)],

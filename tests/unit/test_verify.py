@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from greenpipe.verify import Verdict, determinism
 
 LOCK = {
@@ -46,3 +48,19 @@ def test_greenpipe_verify_prints_the_determinism_of_the_recorded_run(monkeypatch
     assert (
         "determinism of train@torch: strict (train.deterministic: true)" in capsys.readouterr().out
     )
+
+
+def test_a_workspace_that_cannot_be_made_leaves_no_folder_behind(tmp_path, monkeypatch):
+    """`greenpipe verify` on a folder git cannot list fails without an empty temp folder."""
+    import subprocess
+    import tempfile
+
+    from greenpipe.flows.verify import make_workspace
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    (tmp_path / "repo").mkdir()
+    with pytest.raises(subprocess.CalledProcessError):
+        make_workspace(tmp_path / "repo")
+    assert list(scratch.iterdir()) == []

@@ -39,10 +39,15 @@ def repo_files(root: Path) -> list[str]:
 
 def make_workspace(root: Path) -> Path:
     """A copy of the repo's files sharing its DVC cache, with outputs checked out."""
+    files = repo_files(root)  # before the folder: a root git cannot list leaves none behind
     ws = Path(tempfile.mkdtemp(prefix="greenpipe-verify-"))
-    for rel in repo_files(root):
-        (ws / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / rel, ws / rel)
+    try:
+        for rel in files:
+            (ws / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / rel, ws / rel)
+    except BaseException:
+        shutil.rmtree(ws, ignore_errors=True)
+        raise
     cache = (root / ".dvc" / "cache").resolve()
     (ws / ".dvc" / "config.local").write_text(
         f"[core]\n    no_scm = true\n[cache]\n    dir = {cache}\n    type = copy\n"
